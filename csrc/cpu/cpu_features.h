@@ -1,0 +1,28 @@
+// Run-time choice of the CPU instruction set.
+// AVX2 kernels live in translation units compiled with -mavx2 -mfma -mf16c;
+// nothing from them may run before cpu_supports() has said yes, or an older
+// CPU dies with SIGILL. The choice can be forced (SLIMOPS_CPU_ISA, or
+// set_cpu_isa from Python) so tests compare every path on one machine.
+#pragma once
+
+#include "../common/status.h"
+
+namespace slimops::cpu {
+
+enum class CpuIsa : int { kScalar = 0, kAvx2 = 1 };
+
+const char* cpu_isa_name(CpuIsa isa);
+// Parses "scalar" or "avx2"; returns false for anything else.
+bool parse_cpu_isa(const char* name, CpuIsa* out);
+
+// Whether this CPU and OS can run the ISA (cpuid + OS register-state check).
+bool cpu_supports(CpuIsa isa);
+// The fastest ISA this CPU supports.
+CpuIsa best_cpu_isa();
+
+// The ISA the kernels use now: the forced one if set, else best_cpu_isa().
+CpuIsa selected_cpu_isa();
+// Forces an ISA; kUnsupported if this CPU cannot run it (nothing changes then).
+Status set_cpu_isa(CpuIsa isa);
+
+}  // namespace slimops::cpu

@@ -1,0 +1,32 @@
+// Argument checks of slimops::wo_gemm shared by the CPU and CUDA bindings.
+// Every check names the argument, what was expected and what came, so a
+// user's mistake surfaces as a clear RuntimeError in Python and kernels never
+// see an input they were not written for.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Optional.h>
+
+#include <vector>
+
+#include "../common/wo_gemm_params.h"
+
+namespace slimops {
+
+struct WoGemmShape {
+  int64_t m = 0;  // rows of x once its leading dims are flattened
+  int64_t n = 0;
+  int64_t k = 0;
+  int64_t group_size = 0;      // resolved: k for per-channel scales
+  std::vector<int64_t> out_sizes;  // x.sizes()[:-1] + [n]
+};
+
+// Checks everything that does not depend on the backend and returns the shape.
+WoGemmShape check_wo_gemm_args(const at::Tensor& x, const at::Tensor& qweight,
+                               const at::Tensor& scales, const c10::optional<at::Tensor>& bias,
+                               int64_t bits, int64_t group_size);
+
+// x_dtype as the kernels name it; TORCH_CHECKs that it is one they know.
+DType kernel_dtype(const at::Tensor& t, const char* arg);
+
+}  // namespace slimops

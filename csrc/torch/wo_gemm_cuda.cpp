@@ -1,0 +1,54 @@
+// CUDA implementation of slimops::wo_gemm: checks, device guard and stream,
+// then the torch-free launcher. Built only when torch has CUDA.
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include "../cuda/wo_gemm/wo_gemm_launcher.h"
+#include "wo_gemm_args.h"
+
+namespace slimops {
+namespace {
+
+at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scales,
+                        const c10::optional<at::Tensor>& bias, int64_t bits, int64_t group_size) {
+  TORCH_CHECK(x.is_cuda(), "slimops.wo_gemm (CUDA): x must be a CUDA tensor, got ", x.device());
+  TORCH_CHECK(x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16,
+              "slimops.wo_gemm (CUDA): x must be float16 or bfloat16, got ", x.scalar_type());
+  const WoGemmShape s = check_wo_gemm_args(x, qweight, scales, bias, bits, group_size);
+  const c10::cuda::CUDAGuard guard(x.device());
+  if (s.m == 0 || s.n == 0) return at::empty(s.out_sizes, x.options());
+
+  at::Tensor x2 = x.reshape({s.m, s.k});
+  if (x2.stride(1) != 1) x2 = x2.contiguous();
+  at::Tensor out = at::empty({s.m, s.n}, x.options());
+  c10::optional<at::Tensor> bias32;
+  if (bias.has_value()) bias32 = bias->to(at::kFloat).contiguous();
+
+  WoGemmParams p;
+  p.x = x2.data_ptr();
+  p.qweight = qweight.data_ptr<int8_t>();
+  p.scales = scales.data_ptr<float>();
+  p.bias = bias32.has_value() ? bias32->data_ptr<float>() : nullptr;
+  p.out = out.data_ptr();
+  p.m = s.m;
+  p.n = s.n;
+  p.k = s.k;
+  p.x_row_stride = x2.stride(0);
+  p.out_row_stride = s.n;
+  p.group_size = s.group_size;
+  p.bits = static_cast<int>(bits);
+  p.x_dtype = kernel_dtype(x, "x");
+
+  const Status st = cuda::wo_gemm_cuda(p, at::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(st == Status::kOk, "slimops.wo_gemm (CUDA): launch failed: ", status_string(st),
+              st == Status::kCudaError ? std::string(" (") + cudaGetErrorString(cudaGetLastError()) + ")"
+                                       : std::string());
+  return out.view(s.out_sizes);
+}
+
+}  // namespace
+}  // namespace slimops
+
+TORCH_LIBRARY_IMPL(slimops, CUDA, m) { m.impl("wo_gemm", &slimops::wo_gemm_cuda); }
