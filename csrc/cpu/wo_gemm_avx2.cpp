@@ -12,6 +12,8 @@
 #include "wo_gemm_cpu.h"
 #include "../common/static_switch.h"
 
+#include <type_traits>
+
 namespace slimops::cpu {
 namespace {
 
@@ -20,47 +22,59 @@ using avx2::load_i8x8_as_f32;
 
 template <int R, int MT, bool kPerChannel>
 void int8_tile(const WoGemmParams& p, int64_t n0, int64_t m0) {
+  // FMA latency is 4 cycles and two issue per cycle, so at least 8
+  // independent accumulator chains keep the FMA ports busy: with one
+  // activation row, unroll K by two to get them.
+  constexpr int U = MT == 1 ? 2 : 1;
   const float* x = static_cast<const float*>(p.x) + m0 * p.x_row_stride;
   const int8_t* w = static_cast<const int8_t*>(p.qweight) + n0 * p.k;
   const int64_t groups = p.k / p.group_size;
   const int64_t gs = p.group_size;
-  const int64_t gs_vec = gs & ~int64_t(7);
 
-  __m256 acc[MT][R];
+  __m256 acc[MT][R][U];
   float tail[MT][R];
   for (int i = 0; i < MT; ++i)
-    for (int r = 0; r < R; ++r) { acc[i][r] = _mm256_setzero_ps(); tail[i][r] = 0.f; }
+    for (int r = 0; r < R; ++r) {
+      for (int u = 0; u < U; ++u) acc[i][r][u] = _mm256_setzero_ps();
+      tail[i][r] = 0.f;
+    }
+
+  // Adds columns [kk, kk + 8*UU) of the R x MT tile into acc.
+  auto step = [&](int64_t kk, auto uu) {
+    constexpr int UU = decltype(uu)::value;
+    __m256 wv[R][UU];
+    for (int r = 0; r < R; ++r)
+      for (int u = 0; u < UU; ++u) {
+        wv[r][u] = load_i8x8_as_f32(w + r * p.k + kk + 8 * u);
+        if (!kPerChannel) wv[r][u] = _mm256_mul_ps(wv[r][u], _mm256_set1_ps(p.scales[(n0 + r) * groups + kk / gs]));
+      }
+    for (int i = 0; i < MT; ++i)
+      for (int u = 0; u < UU; ++u) {
+        const __m256 xv = _mm256_loadu_ps(x + i * p.x_row_stride + kk + 8 * u);
+        for (int r = 0; r < R; ++r) acc[i][r][u] = _mm256_fmadd_ps(xv, wv[r][u], acc[i][r][u]);
+      }
+  };
 
   for (int64_t g = 0; g < groups; ++g) {
-    const int64_t k0 = g * gs;
-    float s[R];
-    __m256 vs[R];
-    for (int r = 0; r < R; ++r) {
-      s[r] = kPerChannel ? 1.f : p.scales[(n0 + r) * groups + g];
-      vs[r] = _mm256_set1_ps(s[r]);
-    }
-    for (int64_t kk = k0; kk < k0 + gs_vec; kk += 8) {
-      __m256 wv[R];
-      for (int r = 0; r < R; ++r) {
-        wv[r] = load_i8x8_as_f32(w + r * p.k + kk);
-        if (!kPerChannel) wv[r] = _mm256_mul_ps(wv[r], vs[r]);
-      }
-      for (int i = 0; i < MT; ++i) {
-        const __m256 xv = _mm256_loadu_ps(x + i * p.x_row_stride + kk);
-        for (int r = 0; r < R; ++r) acc[i][r] = _mm256_fmadd_ps(xv, wv[r], acc[i][r]);
-      }
-    }
-    for (int64_t kk = k0 + gs_vec; kk < k0 + gs; ++kk)
+    const int64_t k0 = g * gs, k1 = k0 + gs;
+    int64_t kk = k0;
+    for (; kk + 8 * U <= k1; kk += 8 * U) step(kk, std::integral_constant<int, U>{});
+    for (; kk + 8 <= k1; kk += 8) step(kk, std::integral_constant<int, 1>{});
+    for (; kk < k1; ++kk)
       for (int i = 0; i < MT; ++i)
-        for (int r = 0; r < R; ++r)
-          tail[i][r] += x[i * p.x_row_stride + kk] * float(w[r * p.k + kk]) * s[r];
+        for (int r = 0; r < R; ++r) {
+          const float s = kPerChannel ? 1.f : p.scales[(n0 + r) * groups + g];
+          tail[i][r] += x[i * p.x_row_stride + kk] * float(w[r * p.k + kk]) * s;
+        }
   }
 
   const float* bias = p.bias;
   float* out = static_cast<float*>(p.out);
   for (int i = 0; i < MT; ++i)
     for (int r = 0; r < R; ++r) {
-      float v = hsum_f32x8(acc[i][r]) + tail[i][r];
+      __m256 sum = acc[i][r][0];
+      for (int u = 1; u < U; ++u) sum = _mm256_add_ps(sum, acc[i][r][u]);
+      float v = hsum_f32x8(sum) + tail[i][r];
       if (kPerChannel) v *= p.scales[n0 + r];
       if (bias) v += bias[n0 + r];
       out[(m0 + i) * p.out_row_stride + n0 + r] = v;
