@@ -1,0 +1,124 @@
+"""The shared part of every benchmark family: machine description, timing of
+a list of implementations per problem, and the table / JSON output.
+
+A family module describes its problems as `Problem`s, each with the
+implementations to time (ours and the peers); this module times them all in
+one process and renders the table. New families register in FAMILIES.
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import platform
+from typing import Callable
+
+import torch
+
+from .timing import L2Flusher, time_cpu, time_cuda
+
+
+@dataclasses.dataclass
+class Impl:
+    name: str
+    fn: Callable[[], object]
+    ours: bool = False
+
+
+@dataclasses.dataclass
+class Problem:
+    label: dict  # e.g. {"K x N": "8192x8192", "M": 1}
+    impls: list[Impl]
+    bytes_moved: int  # fewest bytes our op must move (for effective GB/s)
+
+
+def machine_description(device: str) -> str:
+    if device == "cuda":
+        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def time_problems(problems: list[Problem], device: str, reps: int) -> list[dict]:
+    flush = L2Flusher(torch.device("cuda")) if device == "cuda" else None
+    rows = []
+    for prob in problems:
+        times = {}
+        for impl in prob.impls:
+            if device == "cuda":
+                times[impl.name] = time_cuda(impl.fn, reps=reps, flush=flush)
+            else:
+                times[impl.name] = time_cpu(impl.fn, reps=reps)
+        ours = {i.name: times[i.name] for i in prob.impls if i.ours}
+        peers = {i.name: times[i.name] for i in prob.impls if not i.ours}
+        best_ours = min(ours.values())
+        row = dict(prob.label)
+        row.update({f"{k} (ms)": v for k, v in times.items()})
+        row["ours GB/s"] = prob.bytes_moved / (best_ours * 1e-3) / 1e9
+        for peer, t in peers.items():
+            row[f"x vs {peer}"] = t / best_ours
+        if len(peers) > 1:
+            row["x vs fastest torch"] = min(peers.values()) / best_ours
+        rows.append(row)
+        print("  " + ", ".join(f"{k}={_fmt(v)}" for k, v in row.items()), flush=True)
+    return rows
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+    return str(v)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    cols = list(rows[0].keys())
+    for r in rows[1:]:
+        cols += [c for c in r if c not in cols]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            if isinstance(v, float):
+                v = f"{v:.2f}x" if c.startswith("x vs") else _fmt(v)
+            cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+FAMILIES: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], tuple[str, list[Problem]]]]] = {}
+
+
+def register_family(name: str, add_arguments, build_problems):
+    FAMILIES[name] = (add_arguments, build_problems)
+
+
+def run_family(name: str, args: argparse.Namespace) -> dict:
+    _, build = FAMILIES[name]
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("slimops bench: --device cuda asked for, but no CUDA device is visible")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    title, problems = build(args)
+    machine = machine_description(args.device)
+    print(f"# {title}\n# {machine}", flush=True)
+    rows = time_problems(problems, args.device, args.reps)
+    table = markdown_table(rows)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    header = f"### {title}\n\n{machine}; {stamp}; medians of {args.reps} runs" + (
+        ", L2 flushed before each call" if args.device == "cuda" else ""
+    )
+    print("\n" + header + "\n\n" + table)
+    result = {"title": title, "machine": machine, "date": stamp, "reps": args.reps, "rows": rows}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(header + "\n\n" + table + "\n")
+    return result

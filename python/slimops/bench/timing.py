@@ -1,0 +1,52 @@
+"""Timing that can be trusted (design.md, Benchmarks).
+
+GPU: CUDA events around each call, warm-up first, the L2 cache flushed before
+every call so no call finds the previous call's weights on chip, median of
+many. CPU: wall clock around each call after warm-up, median of many.
+"""
+
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+
+class L2Flusher:
+    """Overwrites a buffer twice the size of the L2 cache."""
+
+    def __init__(self, device: torch.device):
+        props = torch.cuda.get_device_properties(device)
+        size = max(2 * getattr(props, "L2_cache_size", 50 << 20), 64 << 20)
+        self.buf = torch.empty(size, dtype=torch.uint8, device=device)
+
+    def __call__(self):
+        self.buf.zero_()
+
+
+def time_cuda(fn: Callable[[], object], reps: int = 30, warmup: int = 5, flush: L2Flusher | None = None) -> float:
+    """Median milliseconds of fn() on the current CUDA stream."""
+    for _ in range(warmup):
+        fn()
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    for i in range(reps):
+        if flush is not None:
+            flush()
+        starts[i].record()
+        fn()
+        ends[i].record()
+    torch.cuda.synchronize()
+    return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends))
+
+
+def time_cpu(fn: Callable[[], object], reps: int = 15, warmup: int = 2) -> float:
+    """Median milliseconds of fn() by wall clock."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)

@@ -1,0 +1,33 @@
+import pytest
+import torch
+
+import slimops
+
+HAS_CUDA = torch.cuda.is_available() and slimops._C.build_info()["cuda"]
+requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device visible, or slimops built without CUDA")
+
+# Relative-error bounds of design.md, by activation dtype.
+TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 1e-2}
+
+
+def devices():
+    return ["cpu", pytest.param("cuda", marks=requires_cuda)]
+
+
+def dtypes_for(device):
+    return [torch.float32, torch.bfloat16, torch.float16] if device == "cpu" else [torch.float16, torch.bfloat16]
+
+
+@pytest.fixture
+def gen():
+    # Fresh inputs each test, yet reproducible when a failure is reported.
+    return torch.Generator().manual_seed(torch.seed() % (2**31))
+
+
+@pytest.fixture(params=slimops._C.available_cpu_isas())
+def cpu_isa(request):
+    """Runs a test once per CPU path this machine has, restoring the choice after."""
+    before = slimops._C.selected_cpu_isa()
+    slimops._C.set_cpu_isa(request.param)
+    yield request.param
+    slimops._C.set_cpu_isa(before)
