@@ -1,7 +1,7 @@
 // CUDA implementation of slimops::wo_gemm: checks, device guard and stream,
 // then the torch-free launcher. Built only when torch has CUDA.
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -41,7 +41,7 @@ at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at
   p.bits = static_cast<int>(bits);
   p.x_dtype = kernel_dtype(x, "x");
 
-  const Status st = cuda::wo_gemm_cuda(p, at::cuda::getCurrentCUDAStream());
+  const Status st = cuda::wo_gemm_cuda(p, c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(st == Status::kOk, "slimops.wo_gemm (CUDA): launch failed: ", status_string(st),
               st == Status::kCudaError ? std::string(" (") + cudaGetErrorString(cudaGetLastError()) + ")"
                                        : std::string());

@@ -1,0 +1,36 @@
+# slimops: `make test` and `make bench` set up everything they need on a fresh
+# machine (CPU-only or with a GPU), then run.
+PYTHON ?= python3
+JOBS ?= $(shell nproc)
+RESULTS ?= bench/results
+DEVICE ?= $(shell $(PYTHON) -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
+
+export CMAKE_BUILD_PARALLEL_LEVEL := $(JOBS)
+
+.PHONY: all deps build test bench cuda-check clean
+
+all: test
+
+deps:
+	$(PYTHON) tools/ensure_deps.py test
+
+# --no-build-isolation: the extension must be compiled against the torch that
+# is installed here, not one pip would fetch into an isolated build env.
+build: deps
+	$(PYTHON) -m pip install -q --no-build-isolation --no-deps -e .
+
+test: build
+	$(PYTHON) -m pytest -q tests
+
+bench: build
+	mkdir -p $(RESULTS)
+	$(PYTHON) -m slimops.cli info
+	$(PYTHON) -m slimops.cli bench gemm --bits 8 --device $(DEVICE) \
+		--json $(RESULTS)/gemm_int8_$(DEVICE).json --markdown $(RESULTS)/gemm_int8_$(DEVICE).md
+
+# Every CUDA kernel source for sm_80 and sm_90a, no torch or GPU needed.
+cuda-check:
+	bash tools/check_cuda_compile.sh
+
+clean:
+	rm -rf build

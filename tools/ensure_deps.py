@@ -1,0 +1,39 @@
+"""Installs what `make test` / `make bench` need, and only what is missing.
+
+torch is pinned to the CPU build when absent (a plain `pip install torch`
+pulls several GB of CUDA wheels); an installed torch, CPU or CUDA, is kept,
+since the extension is built against whichever is there. Machines without a
+network (the GPU box) already have everything, so nothing is fetched there.
+"""
+
+import importlib.util
+import subprocess
+import sys
+
+TORCH_WHEN_MISSING = "torch==2.13.0"
+BUILD = {"scikit_build_core": "scikit-build-core>=0.10", "pybind11": "pybind11>=2.12", "ninja": "ninja"}
+TEST = {"pytest": "pytest>=7"}
+
+
+def missing(mods: dict) -> list[str]:
+    return [req for mod, req in mods.items() if importlib.util.find_spec(mod) is None]
+
+
+def pip_install(reqs: list[str]) -> None:
+    if reqs:
+        print("ensure_deps: installing", " ".join(reqs), flush=True)
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", *reqs])
+
+
+def main(argv: list[str]) -> None:
+    want = dict(BUILD)
+    if "test" in argv:
+        want.update(TEST)
+    reqs = missing(want)
+    if importlib.util.find_spec("torch") is None:
+        reqs.insert(0, TORCH_WHEN_MISSING)
+    pip_install(reqs)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
