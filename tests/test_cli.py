@@ -20,10 +20,12 @@ def test_info_lists_build_and_ops(capsys):
 def test_bench_gemm_tiny_cpu(tmp_path, capsys):
     path = tmp_path / "r.json"
     md = tmp_path / "r.md"
-    assert main(["bench", "gemm", "--device", "cpu", "--shapes", "256x96", "--m", "1,5", "--reps", "3",
+    assert main(["bench", "gemm", "--device", "cpu", "--shapes", "256x96,128x40", "--m", "1,5", "--reps", "3",
                  "--json", str(path), "--markdown", str(md)]) == 0
     result = json.loads(path.read_text())
-    assert [r["M"] for r in result["rows"]] == [1, 5]
+    # Two shapes: each timed closure must hold its own weights.
+    assert [(r["K x N"], r["M"]) for r in result["rows"]] == [("256x96", 1), ("256x96", 5), ("128x40", 1), ("128x40", 5)]
+    assert all(r["rel err"] < 1e-2 for r in result["rows"])
     row = result["rows"][0]
     assert row["x vs torch int8pack bf16"] > 0 and row["slimops int8 fp32-x (ms)"] > 0
     assert "| K x N | M |" in md.read_text()

@@ -11,6 +11,12 @@
 namespace slimops {
 namespace {
 
+void check_launch(Status st, const char* what) {
+  TORCH_CHECK(st == Status::kOk, "slimops.wo_gemm (CUDA): ", what, " launch failed: ", status_string(st),
+              st == Status::kCudaError ? std::string(" (") + cudaGetErrorString(cudaGetLastError()) + ")"
+                                       : std::string());
+}
+
 at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scales,
                         const c10::optional<at::Tensor>& bias, int64_t bits, int64_t group_size) {
   TORCH_CHECK(x.is_cuda(), "slimops.wo_gemm (CUDA): x must be a CUDA tensor, got ", x.device());
@@ -22,7 +28,6 @@ at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at
 
   at::Tensor x2 = x.reshape({s.m, s.k});
   if (x2.stride(1) != 1) x2 = x2.contiguous();
-  at::Tensor out = at::empty({s.m, s.n}, x.options());
   c10::optional<at::Tensor> bias32;
   if (bias.has_value()) bias32 = bias->to(at::kFloat).contiguous();
 
@@ -31,7 +36,6 @@ at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at
   p.qweight = qweight.data_ptr<int8_t>();
   p.scales = scales.data_ptr<float>();
   p.bias = bias32.has_value() ? bias32->data_ptr<float>() : nullptr;
-  p.out = out.data_ptr();
   p.m = s.m;
   p.n = s.n;
   p.k = s.k;
@@ -41,10 +45,17 @@ at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at
   p.bits = static_cast<int>(bits);
   p.x_dtype = kernel_dtype(x, "x");
 
-  const Status st = cuda::wo_gemm_cuda(p, c10::cuda::getCurrentCUDAStream().stream());
-  TORCH_CHECK(st == Status::kOk, "slimops.wo_gemm (CUDA): launch failed: ", status_string(st),
-              st == Status::kCudaError ? std::string(" (") + cudaGetErrorString(cudaGetLastError()) + ")"
-                                       : std::string());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+  if (cuda::wo_gemm_cuda_plan(p) == cuda::WoGemmPlan::kDequantThenDense) {
+    // Large M: one pass to x's dtype, then cuBLAS on tensor cores.
+    at::Tensor w = at::empty({s.n, s.k}, x.options());
+    check_launch(cuda::dequantize_cuda(p, w.data_ptr(), stream), "dequantize");
+    const at::Tensor b = bias.has_value() ? bias->to(x.scalar_type()) : at::Tensor();
+    return at::linear(x2, w, b).view(s.out_sizes);
+  }
+  at::Tensor out = at::empty({s.m, s.n}, x.options());
+  p.out = out.data_ptr();
+  check_launch(cuda::wo_gemm_cuda(p, stream), "wo_gemm");
   return out.view(s.out_sizes);
 }
 

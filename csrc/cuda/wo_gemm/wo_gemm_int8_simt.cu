@@ -116,6 +116,15 @@ Status launch(const WoGemmParams& p, cudaStream_t stream) {
 
 }  // namespace
 
+WoGemmPlan wo_gemm_cuda_plan(const WoGemmParams& p) {
+  // H100, bf16, 2026-11-22 (bench/results/gemm_int8_cuda_h100_simt_only.md):
+  // this kernel beats cuBLAS bf16 at M = 1 but re-reads the weights every
+  // kRowsPerWarp rows; by M = 16 it is 5x slower than cuBLAS alone, while one
+  // dequantisation pass costs about a third of a bf16 GEMV.
+  constexpr int64_t kMaxFusedM = 4;
+  return p.m <= kMaxFusedM ? WoGemmPlan::kFused : WoGemmPlan::kDequantThenDense;
+}
+
 Status wo_gemm_cuda(const WoGemmParams& p, cudaStream_t stream) {
   if (p.bits != 8) return Status::kUnsupported;
   if (p.m < 0 || p.n < 0 || p.k <= 0 || p.group_size <= 0 || p.k % p.group_size != 0 ||

@@ -1,8 +1,12 @@
-// Torch-free entry point of the CUDA weight-only GEMM (Marlin's habit: the
+// Torch-free entry points of the CUDA weight-only GEMM (Marlin's habit: the
 // launcher validates what it can, picks a kernel, and reports a status code
-// instead of throwing). The strategy per M (today one warp-per-column kernel
-// for every M; the tensor-core paths of the weight-only GEMM issue plug in
-// here) is chosen inside, so the bindings never change when it does.
+// instead of throwing).
+//
+// Strategy per M: wo_gemm_cuda_plan() says whether the fused kernel
+// (wo_gemm_cuda) or "dequantise, then a dense GEMM" serves a problem best;
+// the dense GEMM itself is cuBLAS, which only the bindings can call. The
+// tensor-core kernels of the weight-only GEMM issue plug in behind the same
+// two entry points.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -16,5 +20,14 @@ namespace slimops::cuda {
 // pointers. Returns kCudaError if the launch failed; the error is left for the
 // caller to read with cudaGetLastError.
 Status wo_gemm_cuda(const WoGemmParams& p, cudaStream_t stream);
+
+enum class WoGemmPlan : int {
+  kFused = 0,             // wo_gemm_cuda
+  kDequantThenDense = 1,  // dequantize_cuda into [n, k] x_dtype, then a dense GEMM
+};
+WoGemmPlan wo_gemm_cuda_plan(const WoGemmParams& p);
+
+// Writes dequant(qweight) as p.x_dtype [n, k], contiguous, into w_out.
+Status dequantize_cuda(const WoGemmParams& p, void* w_out, cudaStream_t stream);
 
 }  // namespace slimops::cuda

@@ -7,9 +7,9 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from ..formats.int8 import quantize_int8
+from ..formats.int8 import dequantize_int8, quantize_int8
 from ..ops import wo_gemm
-from ..testing import randn_with_outliers
+from ..testing import randn_with_outliers, rel_error
 from .runner import Impl, Problem, register_family
 
 # design.md: Llama-class layers, K x N.
@@ -34,6 +34,11 @@ def _parse_shapes(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def _verify(x, q, s, gs) -> float:
+    ref = F.linear(x.float(), dequantize_int8(q, s, gs))
+    return rel_error(wo_gemm(x, q, s, group_size=gs), ref)
+
+
 def build_problems(args) -> tuple[str, list[Problem]]:
     cuda = args.device == "cuda"
     shapes = _parse_shapes(args.shapes or (CUDA_SHAPES if cuda else CPU_SHAPES))
@@ -56,17 +61,19 @@ def build_problems(args) -> tuple[str, list[Problem]]:
             impls = []
             if cuda:
                 impls.append(Impl("cuBLAS bf16", lambda x=x_bf16, w=w_bf16: F.linear(x, w)))
-                impls.append(Impl("slimops int8", lambda x=x_bf16: wo_gemm(x, q, s, group_size=gs), ours=True))
+                impls.append(Impl("slimops int8", lambda x=x_bf16, q=q, s=s: wo_gemm(x, q, s, group_size=gs), ours=True))
             else:
                 impls.append(Impl("torch fp32", lambda x=x, w=w_f32: F.linear(x, w)))
                 impls.append(Impl("torch bf16", lambda x=x_bf16, w=w_bf16: F.linear(x, w)))
                 if s_int8pack is not None:
-                    impls.append(Impl("torch int8pack bf16", lambda x=x_bf16, s8=s_int8pack: torch._weight_int8pack_mm(x, q, s8)))
-                impls.append(Impl("slimops int8 fp32-x", lambda x=x: wo_gemm(x, q, s, group_size=gs), ours=True))
-                impls.append(Impl("slimops int8 bf16-x", lambda x=x_bf16: wo_gemm(x, q, s, group_size=gs), ours=True))
+                    impls.append(Impl("torch int8pack bf16", lambda x=x_bf16, q=q, s8=s_int8pack: torch._weight_int8pack_mm(x, q, s8)))
+                impls.append(Impl("slimops int8 fp32-x", lambda x=x, q=q, s=s: wo_gemm(x, q, s, group_size=gs), ours=True))
+                impls.append(Impl("slimops int8 bf16-x", lambda x=x_bf16, q=q, s=s: wo_gemm(x, q, s, group_size=gs), ours=True))
             act_bytes = 2 if cuda else 4
             bytes_moved = n * k + 4 * n * groups + m * k * act_bytes + m * n * act_bytes
-            problems.append(Problem({"K x N": f"{k}x{n}", "M": m}, impls, bytes_moved))
+            problems.append(
+                Problem({"K x N": f"{k}x{n}", "M": m}, impls, bytes_moved, lambda x=x_bf16, q=q, s=s: _verify(x, q, s, gs))
+            )
     g = "per-channel" if gs == -1 else f"g{gs}"
     return f"int{args.bits} weight-only GEMM ({g}), {args.device}", problems
 

@@ -30,6 +30,9 @@ class Problem:
     label: dict  # e.g. {"K x N": "8192x8192", "M": 1}
     impls: list[Impl]
     bytes_moved: int  # fewest bytes our op must move (for effective GB/s)
+    # Relative error of our output against the reference on these very
+    # inputs: a table never shows a time for a wrong answer.
+    verify: Callable[[], float] | None = None
 
 
 def machine_description(device: str) -> str:
@@ -58,6 +61,8 @@ def time_problems(problems: list[Problem], device: str, reps: int) -> list[dict]
         peers = {i.name: times[i.name] for i in prob.impls if not i.ours}
         best_ours = min(ours.values())
         row = dict(prob.label)
+        if prob.verify is not None:
+            row["rel err"] = prob.verify()
         row.update({f"{k} (ms)": v for k, v in times.items()})
         row["ours GB/s"] = prob.bytes_moved / (best_ours * 1e-3) / 1e9
         for peer, t in peers.items():
@@ -71,6 +76,8 @@ def time_problems(problems: list[Problem], device: str, reps: int) -> list[dict]
 
 def _fmt(v) -> str:
     if isinstance(v, float):
+        if 0 < abs(v) < 1e-3:
+            return f"{v:.1e}"
         return f"{v:.3f}" if v < 10 else f"{v:.1f}"
     return str(v)
 
