@@ -2,7 +2,7 @@
 # machine (CPU-only or with a GPU), then run.
 PYTHON ?= python3
 JOBS ?= $(shell nproc)
-RESULTS ?= bench/results
+RESULTS ?= bench/results/latest
 DEVICE ?= $(shell $(PYTHON) -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
 
 export CMAKE_BUILD_PARALLEL_LEVEL := $(JOBS)
