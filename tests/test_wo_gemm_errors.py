@@ -16,8 +16,8 @@ def prob():
     return torch.randn(4, 64), q, s, torch.randn(32)
 
 
-def call(x, q, s, b=None, bits=8, gs=16):
-    return torch.ops.slimops.wo_gemm(x, q, s, b, bits, gs)
+def call(x, q, s, b=None, bits=8, gs=16, z=None):
+    return torch.ops.slimops.wo_gemm(x, q, s, z, b, bits, gs)
 
 
 @pytest.mark.parametrize(
@@ -45,12 +45,31 @@ def test_bad_tensor_arguments(prob, mutate, match):
 
 def test_bad_bits_and_group_size(prob):
     x, q, s, b = prob
-    with pytest.raises(RuntimeError, match=r"bits must be 8"):
+    with pytest.raises(RuntimeError, match=r"bits must be 4 or 8, got 3"):
+        call(x, q, s, b, bits=3)
+    with pytest.raises(RuntimeError, match=r"qweight must be uint8 \(two packed int4 per byte\) for bits=4"):
         call(x, q, s, b, bits=4)
     with pytest.raises(RuntimeError, match=r"K = 64 must be divisible by group_size = 24"):
         call(x, q, s, b, gs=24)
     with pytest.raises(RuntimeError, match=r"group_size must be -1 \(per channel\) or positive"):
         call(x, q, s, b, gs=0)
+
+
+def test_bad_int4_arguments():
+    from slimops.formats import quantize
+
+    qw = quantize(torch.randn(16, 64), bits=4, group_size=32, symmetric=False)
+    x = torch.randn(2, 64)
+    with pytest.raises(RuntimeError, match=r"x's last dimension must equal K = 64 \(qweight is \[N, K / 2\]"):
+        call(x[:, :32], qw.qweight, qw.scales, bits=4, gs=32)
+    with pytest.raises(RuntimeError, match=r"int4 weights need K divisible by 32 \(the packing block\), got K = 48"):
+        call(torch.randn(2, 48), qw.qweight[:, :24].contiguous(), qw.scales[:, :1].contiguous(), bits=4, gs=48)
+    with pytest.raises(RuntimeError, match=r"int4 weights need group_size divisible by 32, got 16"):
+        call(x, qw.qweight, torch.ones(16, 4), bits=4, gs=16)
+    with pytest.raises(RuntimeError, match=r"zeros must have shape \[N, K / group_size\] = \[16, 2\]"):
+        call(x, qw.qweight, qw.scales, bits=4, gs=32, z=qw.zeros[:, :1].contiguous())
+    with pytest.raises(RuntimeError, match=r"zeros must be float32"):
+        call(x, qw.qweight, qw.scales, bits=4, gs=32, z=qw.zeros.to(torch.int32))
 
 
 def test_noncontiguous_qweight(prob):
@@ -79,6 +98,8 @@ def test_fake_kernel_reports_the_same_errors(prob):
 @requires_cuda
 def test_device_mismatch(prob):
     x, q, s, b = prob
+    with pytest.raises(RuntimeError, match=r"zeros is on cpu but x is on cuda"):
+        call(x.cuda().half(), q.cuda(), s.cuda(), None, z=torch.zeros_like(s))
     with pytest.raises(RuntimeError, match=r"qweight is on cpu but x is on cuda"):
         call(x.cuda().half(), q, s.cuda(), None)
     with pytest.raises(RuntimeError, match=r"scales is on cpu but x is on cuda"):

@@ -10,14 +10,22 @@
 
 namespace slimops {
 
+// int4 weights are packed in blocks of 32 along K (see python/slimops/formats/int4.py).
+constexpr int64_t kInt4BlockK = 32;
+
 struct WoGemmParams {
   // Activations [m, k], row stride x_row_stride elements, element type x_dtype.
   const void* x = nullptr;
   // Quantised weight, layout given by `bits`:
-  //   bits = 8: int8 [n, k], row-major, contiguous (symmetric, q in [-127, 127]).
+  //   bits = 8: int8 [n, k], row-major, contiguous.
+  //   bits = 4: uint8 [n, k / 2], contiguous; in each block of 32 weights
+  //             along k, byte j holds weight j (low nibble) and j + 16 (high).
   const void* qweight = nullptr;
-  // float32 [n, k / group_size], contiguous: w[n, k] = q[n, k] * scales[n, k / group_size].
+  // float32 [n, k / group_size], contiguous.
   const float* scales = nullptr;
+  // Optional float32 [n, k / group_size] zero points in quantised units:
+  // w = (q - zero) * scale. nullptr means symmetric: zero = 0 (int8), 8 (int4).
+  const float* zeros = nullptr;
   // Optional bias [n], float32 on every backend; nullptr if absent.
   const float* bias = nullptr;
   // Output [m, n], row stride out_row_stride elements, element type x_dtype.
@@ -33,5 +41,9 @@ struct WoGemmParams {
   int bits = 8;
   DType x_dtype = DType::kFloat32;
 };
+
+// Symmetric zero point of a weight format (constexpr: callable from device
+// code under --expt-relaxed-constexpr).
+constexpr float default_zero(int bits) { return bits == 4 ? 8.f : 0.f; }
 
 }  // namespace slimops

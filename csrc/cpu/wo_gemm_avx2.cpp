@@ -1,4 +1,6 @@
-// AVX2 weight-only GEMM, int8 weights, float32 activations.
+// AVX2 weight-only GEMM, int8 weights, float32 activations: the exact path,
+// used where the integer path (wo_gemm_i16_avx2.cpp) does not apply (k or
+// group size not a multiple of 32).
 //
 // A register tile of R weight rows x MT activation rows accumulates 8-wide
 // along K: each int8 weight vector is widened once and reused by the MT
@@ -8,6 +10,7 @@
 // weights); with per-channel scales the scale is applied once at the end.
 // This is the foundation kernel; the blocked GEMM path for large M and the
 // int4 / int8-activation paths belong to their own issue.
+#if defined(__AVX2__) && defined(__FMA__)
 #include "avx2_helpers.h"
 #include "wo_gemm_cpu.h"
 #include "../common/static_switch.h"
@@ -93,6 +96,7 @@ void int8_rows(const WoGemmParams& p, int64_t n0) {
 Status wo_gemm_int8_avx2(const WoGemmParams& p, int64_t n_begin, int64_t n_end) {
   Status st = check_wo_gemm_cpu_params(p, n_begin, n_end);
   if (st != Status::kOk) return st;
+  if (p.bits != 8 || p.zeros != nullptr) return Status::kUnsupported;
   BOOL_SWITCH(p.group_size == p.k, kPerChannel, [&] {
     int64_t n = n_begin;
     for (; n + 4 <= n_end; n += 4) int8_rows<4, kPerChannel>(p, n);
@@ -102,3 +106,13 @@ Status wo_gemm_int8_avx2(const WoGemmParams& p, int64_t n_begin, int64_t n_end) 
 }
 
 }  // namespace slimops::cpu
+
+#else  // built without AVX2 flags (non-x86): cpu_supports(kAvx2) is false, never called
+
+#include "wo_gemm_cpu.h"
+
+namespace slimops::cpu {
+Status wo_gemm_int8_avx2(const WoGemmParams&, int64_t, int64_t) { return Status::kUnsupported; }
+}  // namespace slimops::cpu
+
+#endif

@@ -12,15 +12,55 @@
 
 namespace slimops::cpu {
 
-Status wo_gemm_int8_scalar(const WoGemmParams& p, int64_t n_begin, int64_t n_end);
+// Activations quantised to int16 for the integer-MAC path: per row, one
+// scale per block of x_block(p) along k (x ~= x_i16 * x_scale), and the sum
+// of x over each weight group (for zero points: sum (q - z) x = sum q x - z sum x).
+struct XInt16 {
+  const int16_t* q = nullptr;         // [m, k]
+  const float* scales = nullptr;      // [m, k / x_block(p)]
+  const float* group_sums = nullptr;  // [m, k / group_size]
+};
+// k granularity of the integer path: weights are unpacked 32 at a time.
+constexpr int64_t kXBlock = 32;
+
+// Length of the x blocks sharing one int16 scale: 128 where the weight group
+// allows, else the largest of 64 / 32 dividing it. Longer blocks let the
+// kernel sum int32 products over 128 weights before one float conversion;
+// shorter ones would confine an outlier's coarser rounding more tightly.
+inline int64_t x_block(const WoGemmParams& p) {
+  return p.group_size % 128 == 0 ? 128 : (p.group_size % 64 == 0 ? 64 : kXBlock);
+}
+
+// Bytes of scratch x_int16 needs: int16 [m, k] + float [m, k/x_block] + float [m, groups].
+inline int64_t x_int16_scratch_bytes(const WoGemmParams& p) {
+  return p.m * p.k * 2 + p.m * (p.k / x_block(p)) * 4 + p.m * (p.k / p.group_size) * 4;
+}
+// Quantises rows [m_begin, m_end) of the float32 x into `scratch` (laid out
+// as x_int16_scratch_bytes says) and returns the views.
+XInt16 quantize_x_int16(const WoGemmParams& p, void* scratch, int64_t m_begin, int64_t m_end);
+XInt16 x_int16_views(const WoGemmParams& p, void* scratch);
+
+// Whether the integer path can run: k and the group a multiple of 32.
+inline bool int16_path_applies(const WoGemmParams& p) {
+  return p.k % kXBlock == 0 && p.group_size % kXBlock == 0;
+}
+
+Status wo_gemm_scalar(const WoGemmParams& p, int64_t n_begin, int64_t n_end);
 
 // Compiled with AVX2/FMA/F16C flags: call only when cpu_supports(kAvx2).
+// Float path (int8, symmetric, any k and group): exact up to float rounding.
 Status wo_gemm_int8_avx2(const WoGemmParams& p, int64_t n_begin, int64_t n_end);
+// Integer path (int8 and int4, int16_path_applies): x quantised to int16 per
+// x_block, so the result carries that rounding (~1e-4 relative; the tests
+// bound it at 1e-3 for float32 x).
+Status wo_gemm_i16_avx2(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end);
 
 // Rejects params a CPU kernel was not written for (shared by every ISA path).
 inline Status check_wo_gemm_cpu_params(const WoGemmParams& p, int64_t n_begin, int64_t n_end) {
-  if (p.bits != 8 || p.x_dtype != DType::kFloat32) return Status::kUnsupported;
+  if ((p.bits != 8 && p.bits != 4) || p.x_dtype != DType::kFloat32) return Status::kUnsupported;
   if (p.m < 0 || p.n < 0 || p.k <= 0 || p.group_size <= 0 || p.k % p.group_size != 0)
+    return Status::kInvalidArgument;
+  if (p.bits == 4 && (p.k % kInt4BlockK != 0 || p.group_size % kInt4BlockK != 0))
     return Status::kInvalidArgument;
   if (n_begin < 0 || n_end > p.n || n_begin > n_end) return Status::kInvalidArgument;
   if (p.x_row_stride < p.k || p.out_row_stride < p.n) return Status::kInvalidArgument;

@@ -4,8 +4,11 @@
 #include <torch/library.h>
 
 TORCH_LIBRARY(slimops, m) {
-  // y = x @ dequant(qweight)^T + bias. bits = 8: qweight int8 [N, K]
-  // symmetric; scales float32 [N, K / group_size]; group_size = -1 means one
-  // scale per output channel. Output has x's dtype and shape [..., N].
-  m.def("wo_gemm(Tensor x, Tensor qweight, Tensor scales, Tensor? bias, int bits, int group_size) -> Tensor");
+  // y = x @ dequant(qweight)^T + bias, dequant(q) = (q - zeros) * scales per
+  // group. bits = 8: qweight int8 [N, K]; bits = 4: uint8 [N, K / 2] packed
+  // in blocks of 32 (slimops.formats.int4). scales and zeros float32
+  // [N, K / group_size]; zeros None means symmetric (0 for int8, 8 for int4);
+  // group_size = -1 means one group per output channel. Output has x's dtype
+  // and shape [..., N].
+  m.def("wo_gemm(Tensor x, Tensor qweight, Tensor scales, Tensor? zeros, Tensor? bias, int bits, int group_size) -> Tensor");
 }

@@ -16,17 +16,22 @@ DType kernel_dtype(const at::Tensor& t, const char* arg) {
   return DType::kFloat32;
 }
 
-WoGemmShape check_wo_gemm_args(const at::Tensor& x, const at::Tensor& qweight,
-                               const at::Tensor& scales, const c10::optional<at::Tensor>& bias,
+WoGemmShape check_wo_gemm_args(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scales,
+                               const c10::optional<at::Tensor>& zeros, const c10::optional<at::Tensor>& bias,
                                int64_t bits, int64_t group_size) {
-  TORCH_CHECK(bits == 8, "slimops.wo_gemm: bits must be 8 (int4 is not implemented yet), got ",
-              bits);
+  TORCH_CHECK(bits == 8 || bits == 4, "slimops.wo_gemm: bits must be 4 or 8, got ", bits);
   TORCH_CHECK(x.dim() >= 1, "slimops.wo_gemm: x must have at least 1 dimension, got a scalar");
   kernel_dtype(x, "x");
   TORCH_CHECK(qweight.dim() == 2, "slimops.wo_gemm: qweight must be 2-D [N, K], got ",
               qweight.dim(), "-D with shape ", qweight.sizes());
-  TORCH_CHECK(qweight.scalar_type() == at::kChar, "slimops.wo_gemm: qweight must be int8 for bits=8, got ",
-              qweight.scalar_type());
+  if (bits == 8) {
+    TORCH_CHECK(qweight.scalar_type() == at::kChar, "slimops.wo_gemm: qweight must be int8 for bits=8, got ",
+                qweight.scalar_type());
+  } else {
+    TORCH_CHECK(qweight.scalar_type() == at::kByte,
+                "slimops.wo_gemm: qweight must be uint8 (two packed int4 per byte) for bits=4, got ",
+                qweight.scalar_type());
+  }
   TORCH_CHECK(qweight.is_contiguous(), "slimops.wo_gemm: qweight must be contiguous");
   TORCH_CHECK(qweight.device() == x.device(), "slimops.wo_gemm: qweight is on ", qweight.device(),
               " but x is on ", x.device());
@@ -35,16 +40,22 @@ WoGemmShape check_wo_gemm_args(const at::Tensor& x, const at::Tensor& qweight,
 
   WoGemmShape s;
   s.n = qweight.size(0);
-  s.k = qweight.size(1);
+  s.k = bits == 8 ? qweight.size(1) : qweight.size(1) * 2;
   TORCH_CHECK(s.k > 0, "slimops.wo_gemm: qweight must have K > 0 columns, got shape ", qweight.sizes());
-  TORCH_CHECK(x.size(-1) == s.k, "slimops.wo_gemm: x's last dimension must equal K = ", s.k,
-              " (qweight is [N, K] = ", qweight.sizes(), "), got x of shape ", x.sizes());
+  TORCH_CHECK(x.size(-1) == s.k, "slimops.wo_gemm: x's last dimension must equal K = ", s.k, " (qweight is ",
+              bits == 8 ? "[N, K] = " : "[N, K / 2] = ", qweight.sizes(), "), got x of shape ", x.sizes());
+  if (bits == 4)
+    TORCH_CHECK(s.k % kInt4BlockK == 0, "slimops.wo_gemm: int4 weights need K divisible by ", kInt4BlockK,
+                " (the packing block), got K = ", s.k);
 
   TORCH_CHECK(group_size == -1 || group_size > 0,
               "slimops.wo_gemm: group_size must be -1 (per channel) or positive, got ", group_size);
   s.group_size = group_size == -1 ? s.k : group_size;
   TORCH_CHECK(s.k % s.group_size == 0, "slimops.wo_gemm: K = ", s.k,
               " must be divisible by group_size = ", s.group_size);
+  if (bits == 4)
+    TORCH_CHECK(s.group_size % kInt4BlockK == 0, "slimops.wo_gemm: int4 weights need group_size divisible by ",
+                kInt4BlockK, ", got ", s.group_size);
   const int64_t groups = s.k / s.group_size;
   TORCH_CHECK(scales.scalar_type() == at::kFloat, "slimops.wo_gemm: scales must be float32, got ",
               scales.scalar_type());
@@ -52,6 +63,16 @@ WoGemmShape check_wo_gemm_args(const at::Tensor& x, const at::Tensor& qweight,
               "slimops.wo_gemm: scales must have shape [N, K / group_size] = [", s.n, ", ", groups,
               "], got ", scales.sizes());
   TORCH_CHECK(scales.is_contiguous(), "slimops.wo_gemm: scales must be contiguous");
+
+  if (zeros.has_value()) {
+    const at::Tensor& z = *zeros;
+    TORCH_CHECK(z.device() == x.device(), "slimops.wo_gemm: zeros is on ", z.device(), " but x is on ", x.device());
+    TORCH_CHECK(z.scalar_type() == at::kFloat, "slimops.wo_gemm: zeros must be float32, got ", z.scalar_type());
+    TORCH_CHECK(z.dim() == 2 && z.size(0) == s.n && z.size(1) == groups,
+                "slimops.wo_gemm: zeros must have shape [N, K / group_size] = [", s.n, ", ", groups, "], got ",
+                z.sizes());
+    TORCH_CHECK(z.is_contiguous(), "slimops.wo_gemm: zeros must be contiguous");
+  }
 
   if (bias.has_value()) {
     const at::Tensor& b = *bias;
@@ -66,6 +87,23 @@ WoGemmShape check_wo_gemm_args(const at::Tensor& x, const at::Tensor& qweight,
   s.out_sizes = x.sizes().vec();
   s.out_sizes.back() = s.n;
   return s;
+}
+
+WoGemmParams make_wo_gemm_params(const WoGemmShape& s, const at::Tensor& qweight, const at::Tensor& scales,
+                                 const c10::optional<at::Tensor>& zeros, const c10::optional<at::Tensor>& bias32,
+                                 int64_t bits) {
+  WoGemmParams p;
+  p.qweight = qweight.data_ptr();
+  p.scales = scales.data_ptr<float>();
+  p.zeros = zeros.has_value() ? zeros->data_ptr<float>() : nullptr;
+  p.bias = bias32.has_value() ? bias32->data_ptr<float>() : nullptr;
+  p.m = s.m;
+  p.n = s.n;
+  p.k = s.k;
+  p.out_row_stride = s.n;
+  p.group_size = s.group_size;
+  p.bits = static_cast<int>(bits);
+  return p;
 }
 
 }  // namespace slimops

@@ -17,16 +17,22 @@ struct WoGemmShape {
   int64_t m = 0;  // rows of x once its leading dims are flattened
   int64_t n = 0;
   int64_t k = 0;
-  int64_t group_size = 0;      // resolved: k for per-channel scales
+  int64_t group_size = 0;          // resolved: k for per-channel scales
   std::vector<int64_t> out_sizes;  // x.sizes()[:-1] + [n]
 };
 
 // Checks everything that does not depend on the backend and returns the shape.
-WoGemmShape check_wo_gemm_args(const at::Tensor& x, const at::Tensor& qweight,
-                               const at::Tensor& scales, const c10::optional<at::Tensor>& bias,
+WoGemmShape check_wo_gemm_args(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scales,
+                               const c10::optional<at::Tensor>& zeros, const c10::optional<at::Tensor>& bias,
                                int64_t bits, int64_t group_size);
 
 // x_dtype as the kernels name it; TORCH_CHECKs that it is one they know.
 DType kernel_dtype(const at::Tensor& t, const char* arg);
+
+// The params every backend shares (pointers to x/out and row strides are the
+// backend's to set).
+WoGemmParams make_wo_gemm_params(const WoGemmShape& s, const at::Tensor& qweight, const at::Tensor& scales,
+                                 const c10::optional<at::Tensor>& zeros, const c10::optional<at::Tensor>& bias32,
+                                 int64_t bits);
 
 }  // namespace slimops

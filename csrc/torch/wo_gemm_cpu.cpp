@@ -13,14 +13,27 @@
 namespace slimops {
 namespace {
 
-// Rows of N one task computes: a multiple of the AVX2 kernel's 4-row tile,
-// and small enough that 2..64 threads all get work on Llama-sized layers.
+// Rows of N one task computes: a multiple of every AVX2 register tile, and
+// small enough that 2..64 threads all get work on Llama-sized layers.
 constexpr int64_t kRowsPerTask = 16;
 
+template <typename Kernel>
+void run_over_n(const WoGemmParams& p, Kernel&& kernel) {
+  std::atomic<int> status{static_cast<int>(Status::kOk)};
+  const int64_t tasks = (p.n + kRowsPerTask - 1) / kRowsPerTask;
+  at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+    const Status st = kernel(t0 * kRowsPerTask, std::min(t1 * kRowsPerTask, p.n));
+    if (st != Status::kOk) status.store(static_cast<int>(st));
+  });
+  const Status st = static_cast<Status>(status.load());
+  TORCH_CHECK(st == Status::kOk, "slimops.wo_gemm (CPU): kernel failed: ", status_string(st));
+}
+
 at::Tensor wo_gemm_cpu(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scales,
-                       const c10::optional<at::Tensor>& bias, int64_t bits, int64_t group_size) {
+                       const c10::optional<at::Tensor>& zeros, const c10::optional<at::Tensor>& bias, int64_t bits,
+                       int64_t group_size) {
   TORCH_CHECK(x.device().is_cpu(), "slimops.wo_gemm (CPU): x must be on the CPU, got ", x.device());
-  const WoGemmShape s = check_wo_gemm_args(x, qweight, scales, bias, bits, group_size);
+  const WoGemmShape s = check_wo_gemm_args(x, qweight, scales, zeros, bias, bits, group_size);
   if (s.m == 0 || s.n == 0) return at::empty(s.out_sizes, x.options());
 
   // Kernels take float32 rows with unit column stride; this copies only when
@@ -30,31 +43,23 @@ at::Tensor wo_gemm_cpu(const at::Tensor& x, const at::Tensor& qweight, const at:
   c10::optional<at::Tensor> bias32;
   if (bias.has_value()) bias32 = bias->to(at::kFloat).contiguous();
 
-  WoGemmParams p;
+  WoGemmParams p = make_wo_gemm_params(s, qweight, scales, zeros, bias32, bits);
   p.x = x32.data_ptr<float>();
-  p.qweight = qweight.data_ptr<int8_t>();
-  p.scales = scales.data_ptr<float>();
-  p.bias = bias32.has_value() ? bias32->data_ptr<float>() : nullptr;
-  p.out = out32.data_ptr<float>();
-  p.m = s.m;
-  p.n = s.n;
-  p.k = s.k;
   p.x_row_stride = s.k;
-  p.out_row_stride = s.n;
-  p.group_size = s.group_size;
-  p.bits = static_cast<int>(bits);
+  p.out = out32.data_ptr<float>();
   p.x_dtype = DType::kFloat32;
 
-  const auto kernel = cpu::selected_cpu_isa() == cpu::CpuIsa::kAvx2 ? cpu::wo_gemm_int8_avx2
-                                                                     : cpu::wo_gemm_int8_scalar;
-  std::atomic<int> status{static_cast<int>(Status::kOk)};
-  const int64_t tasks = (s.n + kRowsPerTask - 1) / kRowsPerTask;
-  at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
-    const Status st = kernel(p, t0 * kRowsPerTask, std::min(t1 * kRowsPerTask, s.n));
-    if (st != Status::kOk) status.store(static_cast<int>(st));
-  });
-  const Status st = static_cast<Status>(status.load());
-  TORCH_CHECK(st == Status::kOk, "slimops.wo_gemm (CPU): kernel failed: ", status_string(st));
+  const bool avx2 = cpu::selected_cpu_isa() == cpu::CpuIsa::kAvx2;
+  if (avx2 && cpu::int16_path_applies(p)) {
+    at::Tensor scratch = at::empty({cpu::x_int16_scratch_bytes(p)}, x.options().dtype(at::kByte));
+    at::parallel_for(0, s.m, 16, [&](int64_t m0, int64_t m1) { cpu::quantize_x_int16(p, scratch.data_ptr(), m0, m1); });
+    const cpu::XInt16 xq = cpu::x_int16_views(p, scratch.data_ptr());
+    run_over_n(p, [&](int64_t n0, int64_t n1) { return cpu::wo_gemm_i16_avx2(p, xq, n0, n1); });
+  } else if (avx2 && bits == 8 && !zeros.has_value()) {
+    run_over_n(p, [&](int64_t n0, int64_t n1) { return cpu::wo_gemm_int8_avx2(p, n0, n1); });
+  } else {
+    run_over_n(p, [&](int64_t n0, int64_t n1) { return cpu::wo_gemm_scalar(p, n0, n1); });
+  }
   if (x.scalar_type() != at::kFloat) out32 = out32.to(x.scalar_type());
   return out32.view(s.out_sizes);
 }

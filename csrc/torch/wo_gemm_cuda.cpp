@@ -18,11 +18,12 @@ void check_launch(Status st, const char* what) {
 }
 
 at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scales,
-                        const c10::optional<at::Tensor>& bias, int64_t bits, int64_t group_size) {
+                        const c10::optional<at::Tensor>& zeros, const c10::optional<at::Tensor>& bias, int64_t bits,
+                        int64_t group_size) {
   TORCH_CHECK(x.is_cuda(), "slimops.wo_gemm (CUDA): x must be a CUDA tensor, got ", x.device());
   TORCH_CHECK(x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16,
               "slimops.wo_gemm (CUDA): x must be float16 or bfloat16, got ", x.scalar_type());
-  const WoGemmShape s = check_wo_gemm_args(x, qweight, scales, bias, bits, group_size);
+  const WoGemmShape s = check_wo_gemm_args(x, qweight, scales, zeros, bias, bits, group_size);
   const c10::cuda::CUDAGuard guard(x.device());
   if (s.m == 0 || s.n == 0) return at::empty(s.out_sizes, x.options());
 
@@ -31,18 +32,9 @@ at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at
   c10::optional<at::Tensor> bias32;
   if (bias.has_value()) bias32 = bias->to(at::kFloat).contiguous();
 
-  WoGemmParams p;
+  WoGemmParams p = make_wo_gemm_params(s, qweight, scales, zeros, bias32, bits);
   p.x = x2.data_ptr();
-  p.qweight = qweight.data_ptr<int8_t>();
-  p.scales = scales.data_ptr<float>();
-  p.bias = bias32.has_value() ? bias32->data_ptr<float>() : nullptr;
-  p.m = s.m;
-  p.n = s.n;
-  p.k = s.k;
   p.x_row_stride = x2.stride(0);
-  p.out_row_stride = s.n;
-  p.group_size = s.group_size;
-  p.bits = static_cast<int>(bits);
   p.x_dtype = kernel_dtype(x, "x");
 
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();

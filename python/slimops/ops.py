@@ -7,7 +7,7 @@ fails with the same clear message while tracing as it does when run.
 
 import torch
 
-from .formats.int8 import dequantize_int8
+from .formats.quantize import dequantize
 
 
 def wo_gemm(
@@ -16,49 +16,55 @@ def wo_gemm(
     scales: torch.Tensor,
     bias: torch.Tensor | None = None,
     *,
+    zeros: torch.Tensor | None = None,
     bits: int = 8,
     group_size: int = -1,
 ) -> torch.Tensor:
     """Weight-only quantised linear: ``x @ dequant(qweight)^T + bias``.
 
     ``x`` is ``[..., K]`` (float32/bf16/fp16 on CPU, fp16/bf16 on CUDA);
-    ``qweight``/``scales`` are in the layout of :mod:`slimops.formats.int8`;
-    the output is ``[..., N]`` in x's dtype.
+    ``qweight``/``scales``/``zeros`` are in the layouts of :mod:`slimops.formats`
+    (int8 ``[N, K]``, or packed int4 ``[N, K/2]``); the output is ``[..., N]``
+    in x's dtype.
     """
-    return torch.ops.slimops.wo_gemm(x, qweight, scales, bias, bits, group_size)
+    return torch.ops.slimops.wo_gemm(x, qweight, scales, zeros, bias, bits, group_size)
 
 
 @torch.library.register_fake("slimops::wo_gemm")
-def _wo_gemm_fake(x, qweight, scales, bias, bits, group_size):
-    torch._check(bits == 8, lambda: f"slimops.wo_gemm: bits must be 8 (int4 is not implemented yet), got {bits}")
+def _wo_gemm_fake(x, qweight, scales, zeros, bias, bits, group_size):
+    torch._check(bits in (4, 8), lambda: f"slimops.wo_gemm: bits must be 4 or 8, got {bits}")
     torch._check(x.dim() >= 1, lambda: "slimops.wo_gemm: x must have at least 1 dimension, got a scalar")
     torch._check(
         x.dtype in (torch.float32, torch.float16, torch.bfloat16),
         lambda: f"slimops.wo_gemm: x must be float32, float16 or bfloat16, got {x.dtype}",
     )
-    torch._check(qweight.dim() == 2, lambda: f"slimops.wo_gemm: qweight must be 2-D [N, K], got {tuple(qweight.shape)}")
-    torch._check(qweight.dtype == torch.int8, lambda: f"slimops.wo_gemm: qweight must be int8 for bits=8, got {qweight.dtype}")
-    n, k = qweight.shape
+    torch._check(qweight.dim() == 2, lambda: f"slimops.wo_gemm: qweight must be 2-D, got {tuple(qweight.shape)}")
+    want = torch.int8 if bits == 8 else torch.uint8
+    torch._check(qweight.dtype == want, lambda: f"slimops.wo_gemm: qweight must be {want} for bits={bits}, got {qweight.dtype}")
+    n = qweight.shape[0]
+    k = qweight.shape[1] * (1 if bits == 8 else 2)
     torch._check(
         x.shape[-1] == k,
         lambda: f"slimops.wo_gemm: x's last dimension must equal K = {k}, got x of shape {tuple(x.shape)}",
     )
     gs = k if group_size == -1 else group_size
     torch._check(gs > 0 and k % gs == 0, lambda: f"slimops.wo_gemm: K = {k} must be divisible by group_size = {gs}")
-    torch._check(
-        scales.dtype == torch.float32 and tuple(scales.shape) == (n, k // gs),
-        lambda: f"slimops.wo_gemm: scales must be float32 [N, K / group_size] = [{n}, {k // gs}], "
-        f"got {scales.dtype} {tuple(scales.shape)}",
-    )
+    for name, t in (("scales", scales), ("zeros", zeros)):
+        if t is not None:
+            torch._check(
+                t.dtype == torch.float32 and tuple(t.shape) == (n, k // gs),
+                lambda: f"slimops.wo_gemm: {name} must be float32 [N, K / group_size] = [{n}, {k // gs}], "
+                f"got {t.dtype} {tuple(t.shape)}",
+            )
     if bias is not None:
         torch._check(bias.shape == (n,), lambda: f"slimops.wo_gemm: bias must have shape [N] = [{n}], got {tuple(bias.shape)}")
     return x.new_empty((*x.shape[:-1], n))
 
 
 def _wo_gemm_setup_context(ctx, inputs, output):
-    x, qweight, scales, bias, bits, group_size = inputs
-    ctx.save_for_backward(qweight, scales)
-    ctx.group_size = group_size
+    x, qweight, scales, zeros, bias, bits, group_size = inputs
+    ctx.save_for_backward(qweight, scales, zeros)
+    ctx.bits, ctx.group_size = bits, group_size
     ctx.bias_needs_grad = bias is not None and bias.requires_grad
     ctx.bias_dtype = None if bias is None else bias.dtype
 
@@ -66,16 +72,14 @@ def _wo_gemm_setup_context(ctx, inputs, output):
 def _wo_gemm_backward(ctx, grad_out):
     # Quantised weights are frozen; gradients flow to x (and bias), which is
     # what adapter training on a quantised base model needs.
-    qweight, scales = ctx.saved_tensors
+    qweight, scales, zeros = ctx.saved_tensors
     grad_x = grad_bias = None
     if ctx.needs_input_grad[0]:
-        w = dequantize_int8(qweight, scales, ctx.group_size).to(grad_out.dtype)
+        w = dequantize(qweight, scales, zeros, ctx.bits, ctx.group_size).to(grad_out.dtype)
         grad_x = grad_out @ w
     if ctx.bias_needs_grad:
         grad_bias = grad_out.reshape(-1, grad_out.shape[-1]).sum(0).to(ctx.bias_dtype)
-    return grad_x, None, None, grad_bias, None, None
+    return grad_x, None, None, None, grad_bias, None, None
 
 
-torch.library.register_autograd(
-    "slimops::wo_gemm", _wo_gemm_backward, setup_context=_wo_gemm_setup_context
-)
+torch.library.register_autograd("slimops::wo_gemm", _wo_gemm_backward, setup_context=_wo_gemm_setup_context)

@@ -7,20 +7,19 @@ claims to compute.
 
 import torch
 
-from .formats.int8 import dequantize_int8
+from .formats.quantize import dequantize
 
 
 def wo_gemm(
     x: torch.Tensor,
     qweight: torch.Tensor,
     scales: torch.Tensor,
+    zeros: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     bits: int = 8,
     group_size: int = -1,
 ) -> torch.Tensor:
     """``x @ dequant(qweight)^T + bias`` in float32, returned in x's dtype."""
-    if bits != 8:
-        raise ValueError(f"reference.wo_gemm: bits must be 8, got {bits}")
-    w = dequantize_int8(qweight, scales, group_size)
+    w = dequantize(qweight.cpu(), scales.cpu(), None if zeros is None else zeros.cpu(), bits, group_size)
     b = None if bias is None else bias.to(torch.float32)
-    return torch.nn.functional.linear(x.to(torch.float32), w, b).to(x.dtype)
+    return torch.nn.functional.linear(x.to(torch.float32), w.to(x.device), b).to(x.dtype)

@@ -7,15 +7,25 @@ from torch import nn
 
 from ..nn.quant_linear import QuantLinear
 
-# "int8" (one scale per output channel) or "int8-g<group size>".
-_INT8_RECIPE = re.compile(r"^int8(?:-g(\d+))?$")
+# "int8" / "int4", optionally "-g<group size>" and "-asym".
+# int8 defaults to one scale per output channel, int4 to groups of 128.
+_QUANT_RECIPE = re.compile(r"^int(?P<bits>[48])(?:-g(?P<gs>\d+))?(?P<asym>-asym)?$")
+_DEFAULT_GROUP = {8: -1, 4: 128}
 
 
 def _parse_recipe(recipe: str) -> dict:
-    m = _INT8_RECIPE.match(recipe)
+    m = _QUANT_RECIPE.match(recipe)
     if m is None:
-        raise ValueError(f"slimops.compress: unknown recipe {recipe!r}; supported: 'int8', 'int8-g<group size>'")
-    return {"bits": 8, "group_size": int(m.group(1)) if m.group(1) else -1}
+        raise ValueError(
+            f"slimops.compress: unknown recipe {recipe!r}; supported: 'int8', 'int4', "
+            "with optional '-g<group size>' and '-asym' (e.g. 'int4-g64-asym')"
+        )
+    bits = int(m["bits"])
+    return {
+        "bits": bits,
+        "group_size": int(m["gs"]) if m["gs"] else _DEFAULT_GROUP[bits],
+        "symmetric": m["asym"] is None,
+    }
 
 
 def _is_skipped(name: str, skip) -> bool:
@@ -39,5 +49,9 @@ def compress(model: nn.Module, recipe: str = "int8", *, skip=("lm_head",)) -> nn
     ]
     for parent, child_name, full_name in targets:
         if not _is_skipped(full_name, skip):
-            setattr(parent, child_name, QuantLinear.from_linear(getattr(parent, child_name), **kwargs))
+            try:
+                layer = QuantLinear.from_linear(getattr(parent, child_name), **kwargs)
+            except ValueError as e:
+                raise ValueError(f"slimops.compress: layer {full_name!r}: {e}") from None
+            setattr(parent, child_name, layer)
     return model

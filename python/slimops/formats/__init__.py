@@ -1,5 +1,19 @@
-"""Weight formats: how quantised weights are laid out for the kernels."""
+"""Weight formats: how quantised weights are laid out for the kernels.
 
+``int8.py`` and ``int4.py`` document the layouts; ``quantize.py`` quantises
+into them and defines dequantisation.
+"""
+
+from .int4 import pack_int4, unpack_int4
 from .int8 import dequantize_int8, quantize_int8
+from .quantize import QuantizedWeight, dequantize, quantize
 
-__all__ = ["dequantize_int8", "quantize_int8"]
+__all__ = [
+    "QuantizedWeight",
+    "dequantize",
+    "dequantize_int8",
+    "pack_int4",
+    "quantize",
+    "quantize_int8",
+    "unpack_int4",
+]

@@ -1,10 +1,10 @@
-// Correct-for-every-M int8 weight-only GEMM on CUDA cores.
+// Correct-for-every-M weight-only GEMM (int8 and int4) on CUDA cores.
 //
 // One warp owns one output column n and a tile of kRowsPerWarp activation
-// rows: the weight row is read once per tile with 16-byte loads (16 int8 per
-// lane, 512 per warp step), widened, scaled by its group's scale and
-// multiplied into kRowsPerWarp float accumulators, then reduced across the
-// warp. At M = 1 this is a bandwidth-bound GEMV; at large M it re-reads
+// rows: the weight row is read once per tile with 16-byte loads (16 weights
+// per lane, 512 per warp step), widened, shifted by its group's zero point,
+// scaled by its group's scale and multiplied into kRowsPerWarp float
+// accumulators, then reduced across the warp. At M = 1 this is a bandwidth-bound GEMV; at large M it re-reads
 // weights M / kRowsPerWarp times and is far from tensor-core speed, which is
 // the job of the tensor-core kernels (their own issue).
 #include <cuda_bf16.h>
@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "quantised_weight.cuh"
 #include "wo_gemm_launcher.h"
 
 namespace slimops::cuda {
@@ -35,23 +36,23 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// Adds x[row, k0 .. k0+15] . w16 * scale into acc, with x read as two 16-byte vectors.
+// x[row, k0 .. k0+15] . w16, with x read as two 16-byte vectors.
 template <typename T>
-__device__ __forceinline__ float dot16(const T* xrow, const int8_t (&w16)[16]) {
+__device__ __forceinline__ float dot16(const T* xrow, const float (&w16)[16]) {
   const uint4 lo = *reinterpret_cast<const uint4*>(xrow);
   const uint4 hi = *reinterpret_cast<const uint4*>(xrow + 8);
   const T* xl = reinterpret_cast<const T*>(&lo);
   const T* xh = reinterpret_cast<const T*>(&hi);
   float s = 0.f;
 #pragma unroll
-  for (int i = 0; i < 8; ++i) s += to_float(xl[i]) * float(w16[i]);
+  for (int i = 0; i < 8; ++i) s += to_float(xl[i]) * w16[i];
 #pragma unroll
-  for (int i = 0; i < 8; ++i) s += to_float(xh[i]) * float(w16[8 + i]);
+  for (int i = 0; i < 8; ++i) s += to_float(xh[i]) * w16[8 + i];
   return s;
 }
 
-// kVec: K and group size are multiples of 16 and x rows and weights start
-// 16-byte aligned, so every lane can use 16-byte loads.
+// kVec: K and group size are multiples of 16 and x rows and weight rows
+// start 16-byte aligned, so every lane can use 16-byte loads.
 template <typename T, bool kVec>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     wo_gemm_int8_simt_kernel(WoGemmParams p) {
@@ -60,7 +61,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   const int64_t n = int64_t(blockIdx.x) * kWarpsPerBlock + warp;
   if (n >= p.n) return;
 
-  const int8_t* wrow = static_cast<const int8_t*>(p.qweight) + n * p.k;
   const T* x = static_cast<const T*>(p.x);
   T* out = static_cast<T*>(p.out);
   const int64_t groups = p.k / p.group_size;
@@ -72,8 +72,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     float acc[kRowsPerWarp] = {};
     if constexpr (kVec) {
       for (int64_t k = int64_t(lane) * 16; k < p.k; k += 32 * 16) {
-        int8_t w16[16];
-        *reinterpret_cast<int4*>(w16) = *reinterpret_cast<const int4*>(wrow + k);
+        float w16[16];
+        quantised_16(p, n, k, w16);
+        const float z = zero_at(p, n, k / p.group_size);
+#pragma unroll
+        for (int i = 0; i < 16; ++i) w16[i] -= z;
         const float s = srow[k / p.group_size];
 #pragma unroll
         for (int i = 0; i < kRowsPerWarp; ++i)
@@ -81,7 +84,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       }
     } else {
       for (int64_t k = lane; k < p.k; k += 32) {
-        const float w = float(wrow[k]) * srow[k / p.group_size];
+        const float w = (float(quantised_at(p, n, k)) - zero_at(p, n, k / p.group_size)) * srow[k / p.group_size];
 #pragma unroll
         for (int i = 0; i < kRowsPerWarp; ++i)
           if (i < rows) acc[i] += w * to_float(x[(m0 + i) * p.x_row_stride + k]);
@@ -100,6 +103,7 @@ bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u
 
 template <typename T>
 Status launch(const WoGemmParams& p, cudaStream_t stream) {
+  // int4 rows are k/2 bytes: 16-byte aligned because k % 32 == 0.
   const bool vec = p.k % 16 == 0 && p.group_size % 16 == 0 && p.x_row_stride % 8 == 0 &&
                    aligned16(p.x) && aligned16(p.qweight);
   const int64_t grid_x = (p.n + kWarpsPerBlock - 1) / kWarpsPerBlock;
@@ -126,7 +130,8 @@ WoGemmPlan wo_gemm_cuda_plan(const WoGemmParams& p) {
 }
 
 Status wo_gemm_cuda(const WoGemmParams& p, cudaStream_t stream) {
-  if (p.bits != 8) return Status::kUnsupported;
+  if (p.bits != 8 && p.bits != 4) return Status::kUnsupported;
+  if (p.bits == 4 && (p.k % kInt4BlockK != 0 || p.group_size % kInt4BlockK != 0)) return Status::kInvalidArgument;
   if (p.m < 0 || p.n < 0 || p.k <= 0 || p.group_size <= 0 || p.k % p.group_size != 0 ||
       p.x_row_stride < p.k || p.out_row_stride < p.n)
     return Status::kInvalidArgument;

@@ -1,4 +1,5 @@
-// Dequantises an int8 weight [N, K] with group scales into fp16/bf16 [N, K].
+// Dequantises an int8 or int4 weight [N, K] with group scales (and zero
+// points) into fp16/bf16 [N, K].
 //
 // Used above the M where one dequantisation pass plus a dense tensor-core
 // GEMM (cuBLAS, called by the bindings) beats the CUDA-core kernel, which
@@ -9,6 +10,7 @@
 
 #include <cstdint>
 
+#include "quantised_weight.cuh"
 #include "wo_gemm_launcher.h"
 
 namespace slimops::cuda {
@@ -21,26 +23,26 @@ template <> __device__ __forceinline__ __nv_bfloat16 to_t<__nv_bfloat16>(float v
 // kVec: each thread converts 16 consecutive weights of one group with one
 // 16-byte load and two 16-byte stores.
 template <typename T, bool kVec>
-__global__ void dequant_int8_kernel(const int8_t* __restrict__ q, const float* __restrict__ scales,
-                                    T* __restrict__ w, int64_t n, int64_t k, int64_t group_size) {
+__global__ void dequant_kernel(WoGemmParams p, T* __restrict__ w) {
   constexpr int kPer = kVec ? 16 : 1;
-  const int64_t groups = k / group_size;
-  const int64_t items = n * k / kPer;
+  const int64_t groups = p.k / p.group_size;
+  const int64_t items = p.n * p.k / kPer;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < items;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t e = i * kPer;
-    const int64_t row = e / k, col = e % k;
-    const float s = scales[row * groups + col / group_size];
+    const int64_t row = e / p.k, col = e % p.k;
+    const float s = p.scales[row * groups + col / p.group_size];
+    const float z = zero_at(p, row, col / p.group_size);
     if constexpr (kVec) {
-      int8_t v[16];
-      *reinterpret_cast<int4*>(v) = *reinterpret_cast<const int4*>(q + e);
+      float q[16];
+      quantised_16(p, row, col, q);
       T o[16];
 #pragma unroll
-      for (int j = 0; j < 16; ++j) o[j] = to_t<T>(float(v[j]) * s);
+      for (int j = 0; j < 16; ++j) o[j] = to_t<T>((q[j] - z) * s);
       reinterpret_cast<int4*>(w + e)[0] = reinterpret_cast<const int4*>(o)[0];
       reinterpret_cast<int4*>(w + e)[1] = reinterpret_cast<const int4*>(o)[1];
     } else {
-      w[e] = to_t<T>(float(q[e]) * s);
+      w[e] = to_t<T>((float(quantised_at(p, row, col)) - z) * s);
     }
   }
 }
@@ -54,19 +56,18 @@ Status launch(const WoGemmParams& p, void* w_out, cudaStream_t stream) {
   const int threads = 256;
   const int64_t blocks = (items + threads - 1) / threads;
   const unsigned grid = unsigned(blocks < 65536 * 8 ? blocks : 65536 * 8);
-  const auto* q = static_cast<const int8_t*>(p.qweight);
   T* w = static_cast<T*>(w_out);
   if (vec)
-    dequant_int8_kernel<T, true><<<grid, threads, 0, stream>>>(q, p.scales, w, p.n, p.k, p.group_size);
+    dequant_kernel<T, true><<<grid, threads, 0, stream>>>(p, w);
   else
-    dequant_int8_kernel<T, false><<<grid, threads, 0, stream>>>(q, p.scales, w, p.n, p.k, p.group_size);
+    dequant_kernel<T, false><<<grid, threads, 0, stream>>>(p, w);
   return cudaPeekAtLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 
 }  // namespace
 
 Status dequantize_cuda(const WoGemmParams& p, void* w_out, cudaStream_t stream) {
-  if (p.bits != 8) return Status::kUnsupported;
+  if (p.bits != 8 && p.bits != 4) return Status::kUnsupported;
   if (p.n < 0 || p.k <= 0 || p.group_size <= 0 || p.k % p.group_size != 0 || w_out == nullptr)
     return Status::kInvalidArgument;
   if (p.n == 0) return Status::kOk;
