@@ -25,8 +25,10 @@ test: build
 bench: build
 	mkdir -p $(RESULTS)
 	$(PYTHON) -m slimops.cli info
-	$(PYTHON) -m slimops.cli bench gemm --bits 8 --device $(DEVICE) \
-		--json $(RESULTS)/gemm_int8_$(DEVICE).json --markdown $(RESULTS)/gemm_int8_$(DEVICE).md
+	for bits in 8 4; do \
+		$(PYTHON) -m slimops.cli bench gemm --bits $$bits --device $(DEVICE) \
+			--json $(RESULTS)/gemm_int$${bits}_$(DEVICE).json --markdown $(RESULTS)/gemm_int$${bits}_$(DEVICE).md || exit 1; \
+	done
 
 # Every CUDA kernel source for sm_80 and sm_90a, no torch or GPU needed.
 cuda-check:
