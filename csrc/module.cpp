@@ -19,7 +19,7 @@ namespace {
 CpuIsa parse_or_throw(const std::string& name) {
   CpuIsa isa;
   if (!slimops::cpu::parse_cpu_isa(name.c_str(), &isa))
-    throw py::value_error("slimops: unknown CPU ISA '" + name + "'; expected 'scalar' or 'avx2'");
+    throw py::value_error("slimops: unknown CPU ISA '" + name + "'; expected 'scalar', 'avx2' or 'avx_vnni'");
   return isa;
 }
 
@@ -31,7 +31,7 @@ void set_cpu_isa(const std::string& name) {
 
 std::vector<std::string> available_cpu_isas() {
   std::vector<std::string> out;
-  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2})
+  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvxVnni})
     if (slimops::cpu::cpu_supports(isa)) out.emplace_back(slimops::cpu::cpu_isa_name(isa));
   return out;
 }
@@ -52,7 +52,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("available_cpu_isas", &available_cpu_isas, "CPU instruction sets this machine can run");
   m.def("selected_cpu_isa", [] { return std::string(slimops::cpu::cpu_isa_name(slimops::cpu::selected_cpu_isa())); },
         "the CPU instruction set the kernels use now");
-  m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"), "force a CPU path: 'scalar' or 'avx2'");
+  m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"), "force a CPU path: 'scalar', 'avx2' or 'avx_vnni'");
 
   // SLIMOPS_CPU_ISA forces a path for the whole process; a bad value fails
   // the import loudly rather than silently running another path.

@@ -48,7 +48,7 @@ def test_env_with_unknown_isa_fails_loudly():
     assert proc.returncode != 0 and "unknown CPU ISA 'sse9'" in proc.stderr
 
 
-@pytest.mark.skipif("avx2" not in slimops._C.available_cpu_isas(), reason="this CPU has no AVX2")
 def test_default_is_best_isa():
     proc = _selected_isa_with_env("")
-    assert proc.stdout.strip() == "avx2"
+    # available_cpu_isas lists from least to most capable.
+    assert proc.stdout.strip() == slimops._C.available_cpu_isas()[-1]

@@ -17,7 +17,7 @@ INT16_PATH_TOL_FP32 = 1e-3
 
 
 def tol(dtype, device="cpu"):
-    if dtype == torch.float32 and device == "cpu" and slimops._C.selected_cpu_isa() == "avx2":
+    if dtype == torch.float32 and device == "cpu" and slimops._C.selected_cpu_isa() != "scalar":
         return INT16_PATH_TOL_FP32
     return TOL[dtype]
 
@@ -35,6 +35,8 @@ SHAPES = [
     (4, 384, 65, 128),
     (4, 416, 33, -1),  # per-channel, K = 13 blocks of 32
     (4, 640, 24, 160),  # a group of 5 blocks
+    (4, 2304, 40, 128),  # K over the CPU GEMM's 1024-wide K chunks: partial sums accumulate
+    (8, 2112, 24, 64),
 ]
 MS = [1, 3, 16, 100]
 

@@ -1,7 +1,14 @@
 #include "cpu_features.h"
 
+#include "wo_gemm_cpu.h"
+
 #include <atomic>
 #include <cstring>
+#include <initializer_list>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#endif
 
 namespace slimops::cpu {
 
@@ -13,6 +20,7 @@ const char* cpu_isa_name(CpuIsa isa) {
   switch (isa) {
     case CpuIsa::kScalar: return "scalar";
     case CpuIsa::kAvx2: return "avx2";
+    case CpuIsa::kAvxVnni: return "avx_vnni";
   }
   return "unknown";
 }
@@ -21,6 +29,7 @@ bool parse_cpu_isa(const char* name, CpuIsa* out) {
   if (name == nullptr) return false;
   if (std::strcmp(name, "scalar") == 0) { *out = CpuIsa::kScalar; return true; }
   if (std::strcmp(name, "avx2") == 0) { *out = CpuIsa::kAvx2; return true; }
+  if (std::strcmp(name, "avx_vnni") == 0) { *out = CpuIsa::kAvxVnni; return true; }
   return false;
 }
 
@@ -36,12 +45,27 @@ bool cpu_supports(CpuIsa isa) {
 #else
       return false;
 #endif
+    case CpuIsa::kAvxVnni: {
+#if defined(__x86_64__) || defined(_M_X64)
+      // AVX-VNNI (VEX-encoded vpdpwssd) is CPUID.(EAX=7,ECX=1):EAX bit 4;
+      // libgcc 12's __builtin_cpu_supports("avxvnni") misses it (seen here).
+      unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+      if (!avxvnni_kernels_built() || !cpu_supports(CpuIsa::kAvx2) ||
+          !__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx))
+        return false;
+      return (eax >> 4) & 1u;
+#else
+      return false;
+#endif
+    }
   }
   return false;
 }
 
 CpuIsa best_cpu_isa() {
-  return cpu_supports(CpuIsa::kAvx2) ? CpuIsa::kAvx2 : CpuIsa::kScalar;
+  for (CpuIsa isa : {CpuIsa::kAvxVnni, CpuIsa::kAvx2})
+    if (cpu_supports(isa)) return isa;
+  return CpuIsa::kScalar;
 }
 
 CpuIsa selected_cpu_isa() {

@@ -9,10 +9,11 @@
 
 namespace slimops::cpu {
 
-enum class CpuIsa : int { kScalar = 0, kAvx2 = 1 };
+// Ordered from least to most capable; each implies the ones before it.
+enum class CpuIsa : int { kScalar = 0, kAvx2 = 1, kAvxVnni = 2 };
 
 const char* cpu_isa_name(CpuIsa isa);
-// Parses "scalar" or "avx2"; returns false for anything else.
+// Parses "scalar", "avx2" or "avx_vnni"; returns false for anything else.
 bool parse_cpu_isa(const char* name, CpuIsa* out);
 
 // Whether this CPU and OS can run the ISA (cpuid + OS register-state check).

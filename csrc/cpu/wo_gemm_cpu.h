@@ -54,6 +54,10 @@ Status wo_gemm_int8_avx2(const WoGemmParams& p, int64_t n_begin, int64_t n_end);
 // x_block, so the result carries that rounding (~1e-4 relative; the tests
 // bound it at 1e-3 for float32 x).
 Status wo_gemm_i16_avx2(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end);
+// The same with AVX-VNNI (vpdpwssd): call only when cpu_supports(kAvxVnni).
+Status wo_gemm_i16_avxvnni(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end);
+// False where the compiler had no -mavxvnni (the entry point above is then a stub).
+bool avxvnni_kernels_built();
 
 // Rejects params a CPU kernel was not written for (shared by every ISA path).
 inline Status check_wo_gemm_cpu_params(const WoGemmParams& p, int64_t n_begin, int64_t n_end) {

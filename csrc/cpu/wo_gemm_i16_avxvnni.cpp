@@ -1,0 +1,30 @@
+// AVX-VNNI build of the integer-path weight-only GEMM (wo_gemm_i16_kernel.h):
+// the same tiles with vpdpwssd, which halves the inner loop's integer ops.
+#if defined(__AVX2__) && defined(__FMA__) && defined(__AVXVNNI__)
+
+#include "wo_gemm_i16_kernel.h"
+
+namespace slimops::cpu {
+
+Status wo_gemm_i16_avxvnni(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end) {
+  Status st = check_wo_gemm_cpu_params(p, n_begin, n_end);
+  if (st != Status::kOk) return st;
+  if (!int16_path_applies(p) || x.q == nullptr) return Status::kInvalidArgument;
+  i16::i16_gemm_dispatch<true>(p, x, n_begin, n_end);
+  return Status::kOk;
+}
+
+bool avxvnni_kernels_built() { return true; }
+
+}  // namespace slimops::cpu
+
+#else  // built without AVX-VNNI flags: cpu_supports(kAvxVnni) is false, never called
+
+#include "wo_gemm_cpu.h"
+
+namespace slimops::cpu {
+Status wo_gemm_i16_avxvnni(const WoGemmParams&, const XInt16&, int64_t, int64_t) { return Status::kUnsupported; }
+bool avxvnni_kernels_built() { return false; }
+}  // namespace slimops::cpu
+
+#endif
