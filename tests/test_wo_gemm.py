@@ -127,7 +127,7 @@ def test_empty_m_returns_empty(device, gen):
 
 @requires_cuda
 @pytest.mark.parametrize("bits,k,n,gs", SHAPES)
-@pytest.mark.parametrize("m", MS + [1000])
+@pytest.mark.parametrize("m", MS + [5, 8, 1000])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_cuda_matches_reference(bits, k, n, gs, m, dtype, symmetric, gen):

@@ -25,6 +25,11 @@ enum class WoGemmPlan : int {
   kFused = 0,             // wo_gemm_cuda
   kDequantThenDense = 1,  // dequantize_cuda into [n, k] x_dtype, then a dense GEMM
 };
+
+// The small-M GEMV (wo_gemv.cu): M <= 8, 16-byte aligned rows, K and groups
+// multiples of 16 (int8) or 32 (int4). wo_gemm_cuda uses it where it applies.
+bool wo_gemv_applies(const WoGemmParams& p);
+Status wo_gemv_cuda(const WoGemmParams& p, cudaStream_t stream);
 WoGemmPlan wo_gemm_cuda_plan(const WoGemmParams& p);
 
 // Writes dequant(qweight) as p.x_dtype [n, k], contiguous, into w_out.

@@ -121,11 +121,11 @@ Status launch(const WoGemmParams& p, cudaStream_t stream) {
 }  // namespace
 
 WoGemmPlan wo_gemm_cuda_plan(const WoGemmParams& p) {
-  // H100, bf16, 2026-11-22 (bench/results/gemm_int8_cuda_h100_simt_only.md):
-  // this kernel beats cuBLAS bf16 at M = 1 but re-reads the weights every
-  // kRowsPerWarp rows; by M = 16 it is 5x slower than cuBLAS alone, while one
-  // dequantisation pass costs about a third of a bf16 GEMV.
-  constexpr int64_t kMaxFusedM = 4;
+  // H100, bf16, 2026-11-22 (bench/NOTES.md): the small-M GEMV (wo_gemv.cu)
+  // beats cuBLAS bf16 up to M = 4-8; this file's kernel re-reads the weights
+  // every kRowsPerWarp rows and by M = 16 is 5x slower than cuBLAS alone,
+  // while one dequantisation pass costs about a third of a bf16 GEMV.
+  constexpr int64_t kMaxFusedM = 8;
   return p.m <= kMaxFusedM ? WoGemmPlan::kFused : WoGemmPlan::kDequantThenDense;
 }
 
@@ -136,6 +136,7 @@ Status wo_gemm_cuda(const WoGemmParams& p, cudaStream_t stream) {
       p.x_row_stride < p.k || p.out_row_stride < p.n)
     return Status::kInvalidArgument;
   if (p.m == 0 || p.n == 0) return Status::kOk;
+  if (wo_gemv_applies(p)) return wo_gemv_cuda(p, stream);
   if ((p.n + kWarpsPerBlock - 1) / kWarpsPerBlock > 0x7fffffff) return Status::kInvalidArgument;
   switch (p.x_dtype) {
     case DType::kFloat16: return launch<__half>(p, stream);

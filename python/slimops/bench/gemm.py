@@ -16,7 +16,7 @@ from .runner import Impl, Problem, register_family
 
 # design.md: Llama-class layers, K x N.
 CUDA_SHAPES = "4096x4096,4096x14336,14336x4096,8192x8192,8192x28672"
-CUDA_MS = "1,4,16,64,256,1024,4096"
+CUDA_MS = "1,2,4,8,16,64,256,1024,4096"
 CPU_SHAPES = "8192x8192"
 CPU_MS = "1,16,64"
 
