@@ -24,10 +24,23 @@ class L2Flusher:
         self.buf.zero_()
 
 
-def time_cuda(fn: Callable[[], object], reps: int = 30, warmup: int = 5, flush: L2Flusher | None = None) -> float:
-    """Median milliseconds of fn() on the current CUDA stream."""
+def time_cuda(
+    fn: Callable[[], object], reps: int = 30, warmup: int = 5, flush: L2Flusher | None = None, warmup_ms: float = 50.0
+) -> float:
+    """Median milliseconds of fn() on the current CUDA stream.
+
+    Warm-up runs at least `warmup` calls and `warmup_ms` of GPU time: a few
+    microsecond-long calls do not bring an idle GPU's clocks up, and rows
+    timed right after a pause then read several times slow (seen on H100).
+    """
     for _ in range(warmup):
         fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    while (time.perf_counter() - t0) * 1e3 < warmup_ms:
+        for _ in range(10):
+            fn()
+        torch.cuda.synchronize()
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     for i in range(reps):
