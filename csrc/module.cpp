@@ -19,7 +19,7 @@ namespace {
 CpuIsa parse_or_throw(const std::string& name) {
   CpuIsa isa;
   if (!slimops::cpu::parse_cpu_isa(name.c_str(), &isa))
-    throw py::value_error("slimops: unknown CPU ISA '" + name + "'; expected 'scalar', 'avx2' or 'avx_vnni'");
+    throw py::value_error("slimops: unknown CPU ISA '" + name + "'; expected 'scalar', 'avx2', 'avx_vnni' or 'avx512_vnni'");
   return isa;
 }
 
@@ -31,7 +31,7 @@ void set_cpu_isa(const std::string& name) {
 
 std::vector<std::string> available_cpu_isas() {
   std::vector<std::string> out;
-  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvxVnni})
+  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvxVnni, CpuIsa::kAvx512Vnni})
     if (slimops::cpu::cpu_supports(isa)) out.emplace_back(slimops::cpu::cpu_isa_name(isa));
   return out;
 }
@@ -52,7 +52,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("available_cpu_isas", &available_cpu_isas, "CPU instruction sets this machine can run");
   m.def("selected_cpu_isa", [] { return std::string(slimops::cpu::cpu_isa_name(slimops::cpu::selected_cpu_isa())); },
         "the CPU instruction set the kernels use now");
-  m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"), "force a CPU path: 'scalar', 'avx2' or 'avx_vnni'");
+  m.def("reset_cpu_isa", &slimops::cpu::reset_cpu_isa, "back to the automatic choice of CPU path");
+  m.def("cpu_isa_forced", &slimops::cpu::cpu_isa_forced, "whether a CPU path is forced");
+  m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"), "force a CPU path: 'scalar', 'avx2', 'avx_vnni' or 'avx512_vnni'");
 
   // SLIMOPS_CPU_ISA forces a path for the whole process; a bad value fails
   // the import loudly rather than silently running another path.

@@ -24,10 +24,17 @@ def gen():
     return torch.Generator().manual_seed(torch.seed() % (2**31))
 
 
-@pytest.fixture(params=slimops._C.available_cpu_isas())
+@pytest.fixture(params=[*slimops._C.available_cpu_isas(), "auto"])
 def cpu_isa(request):
-    """Runs a test once per CPU path this machine has, restoring the choice after."""
-    before = slimops._C.selected_cpu_isa()
-    slimops._C.set_cpu_isa(request.param)
+    """Runs a test once per CPU path this machine has (forced), and once with
+    the automatic choice, which may mix paths per case; restores the choice after."""
+    before, forced = slimops._C.selected_cpu_isa(), slimops._C.cpu_isa_forced()
+    if request.param == "auto":
+        slimops._C.reset_cpu_isa()
+    else:
+        slimops._C.set_cpu_isa(request.param)
     yield request.param
-    slimops._C.set_cpu_isa(before)
+    if forced:
+        slimops._C.set_cpu_isa(before)
+    else:
+        slimops._C.reset_cpu_isa()

@@ -86,7 +86,7 @@ def test_cpu_isa_paths_agree(bits, k, gs, symmetric, gen):
     """Every vector path against the scalar one on the same inputs."""
     prob = Problem(bits, k, 77, gs, gen, symmetric=symmetric)
     x = randn_with_outliers(5, k, generator=gen)
-    before = slimops._C.selected_cpu_isa()
+    before, forced = slimops._C.selected_cpu_isa(), slimops._C.cpu_isa_forced()
     try:
         slimops._C.set_cpu_isa("scalar")
         base = prob.run(x)
@@ -94,7 +94,7 @@ def test_cpu_isa_paths_agree(bits, k, gs, symmetric, gen):
             slimops._C.set_cpu_isa(isa)
             assert rel_error(prob.run(x), base) < INT16_PATH_TOL_FP32, isa
     finally:
-        slimops._C.set_cpu_isa(before)
+        slimops._C.set_cpu_isa(before) if forced else slimops._C.reset_cpu_isa()
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])

@@ -14,6 +14,7 @@ namespace slimops::cpu {
 
 namespace {
 std::atomic<int> g_selected{-1};  // -1: not chosen yet, use best_cpu_isa()
+std::atomic<bool> g_forced{false};
 }
 
 const char* cpu_isa_name(CpuIsa isa) {
@@ -21,6 +22,7 @@ const char* cpu_isa_name(CpuIsa isa) {
     case CpuIsa::kScalar: return "scalar";
     case CpuIsa::kAvx2: return "avx2";
     case CpuIsa::kAvxVnni: return "avx_vnni";
+    case CpuIsa::kAvx512Vnni: return "avx512_vnni";
   }
   return "unknown";
 }
@@ -30,6 +32,7 @@ bool parse_cpu_isa(const char* name, CpuIsa* out) {
   if (std::strcmp(name, "scalar") == 0) { *out = CpuIsa::kScalar; return true; }
   if (std::strcmp(name, "avx2") == 0) { *out = CpuIsa::kAvx2; return true; }
   if (std::strcmp(name, "avx_vnni") == 0) { *out = CpuIsa::kAvxVnni; return true; }
+  if (std::strcmp(name, "avx512_vnni") == 0) { *out = CpuIsa::kAvx512Vnni; return true; }
   return false;
 }
 
@@ -58,12 +61,20 @@ bool cpu_supports(CpuIsa isa) {
       return false;
 #endif
     }
+    case CpuIsa::kAvx512Vnni:
+#if defined(__x86_64__) || defined(_M_X64)
+      // libgcc also checks that the OS saves the zmm state for avx512f.
+      return avx512vnni_kernels_built() && cpu_supports(CpuIsa::kAvx2) && __builtin_cpu_supports("avx512f") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+#else
+      return false;
+#endif
   }
   return false;
 }
 
 CpuIsa best_cpu_isa() {
-  for (CpuIsa isa : {CpuIsa::kAvxVnni, CpuIsa::kAvx2})
+  for (CpuIsa isa : {CpuIsa::kAvx512Vnni, CpuIsa::kAvxVnni, CpuIsa::kAvx2})
     if (cpu_supports(isa)) return isa;
   return CpuIsa::kScalar;
 }
@@ -80,7 +91,15 @@ CpuIsa selected_cpu_isa() {
 Status set_cpu_isa(CpuIsa isa) {
   if (!cpu_supports(isa)) return Status::kUnsupported;
   g_selected.store(static_cast<int>(isa), std::memory_order_relaxed);
+  g_forced.store(true, std::memory_order_relaxed);
   return Status::kOk;
 }
+
+void reset_cpu_isa() {
+  g_selected.store(static_cast<int>(best_cpu_isa()), std::memory_order_relaxed);
+  g_forced.store(false, std::memory_order_relaxed);
+}
+
+bool cpu_isa_forced() { return g_forced.load(std::memory_order_relaxed); }
 
 }  // namespace slimops::cpu

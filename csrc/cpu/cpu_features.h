@@ -10,10 +10,10 @@
 namespace slimops::cpu {
 
 // Ordered from least to most capable; each implies the ones before it.
-enum class CpuIsa : int { kScalar = 0, kAvx2 = 1, kAvxVnni = 2 };
+enum class CpuIsa : int { kScalar = 0, kAvx2 = 1, kAvxVnni = 2, kAvx512Vnni = 3 };
 
 const char* cpu_isa_name(CpuIsa isa);
-// Parses "scalar", "avx2" or "avx_vnni"; returns false for anything else.
+// Parses "scalar", "avx2", "avx_vnni" or "avx512_vnni"; returns false otherwise.
 bool parse_cpu_isa(const char* name, CpuIsa* out);
 
 // Whether this CPU and OS can run the ISA (cpuid + OS register-state check).
@@ -24,6 +24,11 @@ CpuIsa best_cpu_isa();
 // The ISA the kernels use now: the forced one if set, else best_cpu_isa().
 CpuIsa selected_cpu_isa();
 // Forces an ISA; kUnsupported if this CPU cannot run it (nothing changes then).
+// A forced ISA runs its own kernels only; the automatic choice may mix in
+// another ISA's kernel where that measured faster (see the CPU bindings).
 Status set_cpu_isa(CpuIsa isa);
+// Back to the automatic choice.
+void reset_cpu_isa();
+bool cpu_isa_forced();
 
 }  // namespace slimops::cpu

@@ -58,6 +58,9 @@ Status wo_gemm_i16_avx2(const WoGemmParams& p, const XInt16& x, int64_t n_begin,
 Status wo_gemm_i16_avxvnni(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end);
 // False where the compiler had no -mavxvnni (the entry point above is then a stub).
 bool avxvnni_kernels_built();
+// The same with AVX-512 VNNI: call only when cpu_supports(kAvx512Vnni).
+Status wo_gemm_i16_avx512vnni(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end);
+bool avx512vnni_kernels_built();
 
 // Rejects params a CPU kernel was not written for (shared by every ISA path).
 inline Status check_wo_gemm_cpu_params(const WoGemmParams& p, int64_t n_begin, int64_t n_end) {

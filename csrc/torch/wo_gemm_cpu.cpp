@@ -50,12 +50,22 @@ at::Tensor wo_gemm_cpu(const at::Tensor& x, const at::Tensor& qweight, const at:
   p.x_dtype = DType::kFloat32;
 
   const cpu::CpuIsa isa = cpu::selected_cpu_isa();
-  const bool avx2 = isa >= cpu::CpuIsa::kAvx2;  // AVX-VNNI implies AVX2
+  const bool avx2 = isa >= cpu::CpuIsa::kAvx2;  // every later ISA implies AVX2
   if (avx2 && cpu::int16_path_applies(p)) {
     at::Tensor scratch = at::empty({cpu::x_int16_scratch_bytes(p)}, x.options().dtype(at::kByte));
     at::parallel_for(0, s.m, 16, [&](int64_t m0, int64_t m1) { cpu::quantize_x_int16(p, scratch.data_ptr(), m0, m1); });
     const cpu::XInt16 xq = cpu::x_int16_views(p, scratch.data_ptr());
-    const auto kernel = isa == cpu::CpuIsa::kAvxVnni ? cpu::wo_gemm_i16_avxvnni : cpu::wo_gemm_i16_avx2;
+    // Measured on the 2-core Xeon (bench/NOTES.md): 512-bit tiles win for
+    // int8 and for every GEMM from M = 16, but an int4 GEMV pays an extra
+    // shuffle per block to fill a zmm and runs faster on 256-bit AVX-VNNI.
+    // A forced ISA (tests, SLIMOPS_CPU_ISA) runs its own kernels only.
+    const bool int4_gemv = bits == 4 && s.m < 16;
+    const bool prefer_256 = int4_gemv && !cpu::cpu_isa_forced() && cpu::cpu_supports(cpu::CpuIsa::kAvxVnni);
+    const auto kernel =
+        isa == cpu::CpuIsa::kAvx512Vnni && !prefer_256
+            ? cpu::wo_gemm_i16_avx512vnni
+        : isa >= cpu::CpuIsa::kAvxVnni ? cpu::wo_gemm_i16_avxvnni
+                                       : cpu::wo_gemm_i16_avx2;
     run_over_n(p, [&](int64_t n0, int64_t n1) { return kernel(p, xq, n0, n1); });
   } else if (avx2 && bits == 8 && !zeros.has_value()) {
     run_over_n(p, [&](int64_t n0, int64_t n1) { return cpu::wo_gemm_int8_avx2(p, n0, n1); });

@@ -1,0 +1,31 @@
+// AVX-512 VNNI build of the integer-path weight-only GEMM (wo_gemm_i16_kernel.h):
+// 512-bit vpdpwssd, one instruction per 32-weight block, and 32 registers for
+// larger GEMM tiles.
+#if defined(__AVX2__) && defined(__FMA__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+
+#include "wo_gemm_i16_kernel.h"
+
+namespace slimops::cpu {
+
+Status wo_gemm_i16_avx512vnni(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end) {
+  Status st = check_wo_gemm_cpu_params(p, n_begin, n_end);
+  if (st != Status::kOk) return st;
+  if (!int16_path_applies(p) || x.q == nullptr) return Status::kInvalidArgument;
+  i16::i16_gemm_dispatch<i16::Avx512Ops>(p, x, n_begin, n_end);
+  return Status::kOk;
+}
+
+bool avx512vnni_kernels_built() { return true; }
+
+}  // namespace slimops::cpu
+
+#else  // built without AVX-512 VNNI flags: cpu_supports(kAvx512Vnni) is false, never called
+
+#include "wo_gemm_cpu.h"
+
+namespace slimops::cpu {
+Status wo_gemm_i16_avx512vnni(const WoGemmParams&, const XInt16&, int64_t, int64_t) { return Status::kUnsupported; }
+bool avx512vnni_kernels_built() { return false; }
+}  // namespace slimops::cpu
+
+#endif
