@@ -56,7 +56,8 @@ Status wo_gemm_int8_avx2(const WoGemmParams& p, int64_t n_begin, int64_t n_end);
 Status wo_gemm_i16_avx2(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end);
 // The same with AVX-VNNI (vpdpwssd): call only when cpu_supports(kAvxVnni).
 Status wo_gemm_i16_avxvnni(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end);
-// False where the compiler had no -mavxvnni (the entry point above is then a stub).
+// False where the compiler had no -mavxvnni; the entry point above then only
+// returns kUnsupported, and cpu_supports(kAvxVnni) is false.
 bool avxvnni_kernels_built();
 // The same with AVX-512 VNNI: call only when cpu_supports(kAvx512Vnni).
 Status wo_gemm_i16_avx512vnni(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end);

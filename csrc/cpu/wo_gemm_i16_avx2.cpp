@@ -6,11 +6,7 @@
 namespace slimops::cpu {
 
 Status wo_gemm_i16_avx2(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end) {
-  Status st = check_wo_gemm_cpu_params(p, n_begin, n_end);
-  if (st != Status::kOk) return st;
-  if (!int16_path_applies(p) || x.q == nullptr) return Status::kInvalidArgument;
-  i16::i16_gemm_dispatch<i16::Avx2Ops<false>>(p, x, n_begin, n_end);
-  return Status::kOk;
+  return i16::i16_gemm_dispatch<i16::Avx2Ops<false>>(p, x, n_begin, n_end);
 }
 
 }  // namespace slimops::cpu

@@ -221,7 +221,7 @@ void i16_gemm(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n
 // The whole integer-path GEMM for rows [n_begin, n_end), every template
 // choice resolved from the params.
 template <class Ops>
-void i16_gemm_dispatch(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end) {
+void i16_gemm_blocks(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end) {
   const int sub = static_cast<int>(x_block(p) / kXBlock);
   if (p.bits == 8) {
     if (sub == 4) return i16_gemm<Ops, 8, 4>(p, x, n_begin, n_end);
@@ -231,6 +231,16 @@ void i16_gemm_dispatch(const WoGemmParams& p, const XInt16& x, int64_t n_begin, 
   if (sub == 4) return i16_gemm<Ops, 4, 4>(p, x, n_begin, n_end);
   if (sub == 2) return i16_gemm<Ops, 4, 2>(p, x, n_begin, n_end);
   return i16_gemm<Ops, 4, 1>(p, x, n_begin, n_end);
+}
+
+// Checks shared by every ISA's entry point, then the dispatch.
+template <class Ops>
+Status i16_gemm_dispatch(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end) {
+  const Status st = check_wo_gemm_cpu_params(p, n_begin, n_end);
+  if (st != Status::kOk) return st;
+  if (!int16_path_applies(p) || x.q == nullptr) return Status::kInvalidArgument;
+  i16_gemm_blocks<Ops>(p, x, n_begin, n_end);
+  return Status::kOk;
 }
 
 }  // namespace
