@@ -35,7 +35,9 @@ def test_from_linear_forward_matches_dequantized(bits, gs, symmetric, bias):
     # (symmetric int4 clips the top half-step of the positive side).
     step = layer.scales.repeat_interleave(256 // layer.scales.shape[1], dim=1)
     slack = 1.0 if (bits == 4 and symmetric) else 0.5
-    assert ((w - lin.weight.detach()).abs() <= step * slack * (1 + 1e-5)).all()
+    # 1e-4: float32 rounding of (q - zero) * scale with |q - zero| up to 255
+    # steps reaches ~1e-5 of a half step (1e-5 failed ~1% of random seeds).
+    assert ((w - lin.weight.detach()).abs() <= step * slack * (1 + 1e-4)).all()
     x = randn_with_outliers(2, 9, 256)
     expected = nn.functional.linear(x, w.to(x.dtype), layer.bias)
     assert rel_error(layer(x), expected) < 1e-3  # integer AVX2 path: see test_wo_gemm.INT16_PATH_TOL_FP32
