@@ -233,12 +233,18 @@ void i16_gemm_blocks(const WoGemmParams& p, const XInt16& x, int64_t n_begin, in
   return i16_gemm<Ops, 4, 1>(p, x, n_begin, n_end);
 }
 
-// Checks shared by every ISA's entry point, then the dispatch.
-template <class Ops>
-Status i16_gemm_dispatch(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end) {
+// Checks shared by every ISA's entry point.
+inline Status check_i16_params(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end) {
   const Status st = check_wo_gemm_cpu_params(p, n_begin, n_end);
   if (st != Status::kOk) return st;
-  if (!int16_path_applies(p) || x.q == nullptr) return Status::kInvalidArgument;
+  return int16_path_applies(p) && x.q != nullptr ? Status::kOk : Status::kInvalidArgument;
+}
+
+// The checks, then the dispatch.
+template <class Ops>
+Status i16_gemm_dispatch(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end) {
+  const Status st = check_i16_params(p, x, n_begin, n_end);
+  if (st != Status::kOk) return st;
   i16_gemm_blocks<Ops>(p, x, n_begin, n_end);
   return Status::kOk;
 }
