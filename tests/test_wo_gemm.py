@@ -73,7 +73,7 @@ def check(prob, x):
 
 
 @pytest.mark.parametrize("bits,k,n,gs", SHAPES)
-@pytest.mark.parametrize("m", MS + [21])  # 21: the CPU panel GEMM's 8-, 4- and 1-row tiles
+@pytest.mark.parametrize("m", MS + [4, 21])  # 4: panel threshold (int8); 21: its 8-, 4- and 1-row tiles
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_cpu_matches_reference(cpu_isa, bits, k, n, gs, m, dtype, symmetric, gen):
@@ -82,7 +82,7 @@ def test_cpu_matches_reference(cpu_isa, bits, k, n, gs, m, dtype, symmetric, gen
 
 
 @pytest.mark.parametrize("bits,k,gs,symmetric", [(8, 520, 8, True), (8, 512, 64, False), (4, 512, 128, True), (4, 384, 32, False)])
-@pytest.mark.parametrize("m", [5, 19])  # GEMV tiles; panel GEMM
+@pytest.mark.parametrize("m", [3, 19])  # GEMV tiles; panel GEMM
 def test_cpu_isa_paths_agree(bits, k, gs, symmetric, m, gen):
     """Every vector path against the scalar one on the same inputs."""
     prob = Problem(bits, k, 77, gs, gen, symmetric=symmetric)

@@ -62,6 +62,11 @@ bool avxvnni_kernels_built();
 // The same with AVX-512 VNNI: call only when cpu_supports(kAvx512Vnni).
 Status wo_gemm_i16_avx512vnni(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end);
 bool avx512vnni_kernels_built();
+// From this M the AVX-512 kernel switches from streaming GEMV tiles to the
+// panel GEMM. Measured on the 2-core Xeon, 8192x8192, 2 threads (bench/NOTES.md):
+// the GEMV costs ~1 ms per row of x, the panel ~3.8 ms at M = 2..4 then
+// ~0.3 ms per row; int4's unpack makes its panel dearer, so it pays one row later.
+constexpr int64_t avx512_panel_min_m(int bits) { return bits == 8 ? 4 : 5; }
 
 // Rejects params a CPU kernel was not written for (shared by every ISA path).
 inline Status check_wo_gemm_cpu_params(const WoGemmParams& p, int64_t n_begin, int64_t n_end) {

@@ -1,6 +1,6 @@
 // AVX-512 VNNI build of the integer-path weight-only GEMM (wo_gemm_i16_kernel.h):
 // 512-bit vpdpwssd, one instruction per 32-weight block, and 32 registers for
-// larger GEMM tiles; from M = kPanelMinM the panel GEMM of
+// larger GEMM tiles; from M = avx512_panel_min_m(bits) the panel GEMM of
 // wo_gemm_i16_panel_avx512.h.
 #if defined(__AVX2__) && defined(__FMA__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 
@@ -9,7 +9,7 @@
 namespace slimops::cpu {
 
 Status wo_gemm_i16_avx512vnni(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end) {
-  if (p.m < i16::kPanelMinM) return i16::i16_gemm_dispatch<i16::Avx512Ops>(p, x, n_begin, n_end);
+  if (p.m < avx512_panel_min_m(p.bits)) return i16::i16_gemm_dispatch<i16::Avx512Ops>(p, x, n_begin, n_end);
   const Status st = i16::check_i16_params(p, x, n_begin, n_end);
   if (st != Status::kOk) return st;
   if (p.bits == 8) i16::panel_gemm<8>(p, x, n_begin, n_end);

@@ -1,4 +1,5 @@
-// Panel GEMM for the integer path on AVX-512 VNNI, used from M = kPanelMinM:
+// Panel GEMM for the integer path on AVX-512 VNNI, used from M =
+// avx512_panel_min_m(bits) (wo_gemm_cpu.h):
 // the weights are unpacked and transposed once per (48 columns x kPanelK)
 // into an L1-resident panel, then every 8 rows of x run over it.
 //
@@ -29,7 +30,6 @@ constexpr int kPanelCols = 48;        // 3 zmm of 16 int32 lanes
 constexpr int kPanelVecs = kPanelCols / 16;
 constexpr int64_t kPanelK = 256;      // 128 k-pairs x 48 columns x 4 B = 24 KiB
 constexpr int kPanelRowsOfX = 8;      // 8 x 3 accumulators + 3 panel + 1 broadcast
-constexpr int64_t kPanelMinM = 16;
 
 // The weights of one panel: pairs[kp][c] holds weights k = 2kp, 2kp+1 of
 // column c as two int16 (the operand layout of vpdpwssd), and the weight

@@ -55,11 +55,11 @@ at::Tensor wo_gemm_cpu(const at::Tensor& x, const at::Tensor& qweight, const at:
     at::Tensor scratch = at::empty({cpu::x_int16_scratch_bytes(p)}, x.options().dtype(at::kByte));
     at::parallel_for(0, s.m, 16, [&](int64_t m0, int64_t m1) { cpu::quantize_x_int16(p, scratch.data_ptr(), m0, m1); });
     const cpu::XInt16 xq = cpu::x_int16_views(p, scratch.data_ptr());
-    // Measured on the 2-core Xeon (bench/NOTES.md): 512-bit tiles win for
-    // int8 and for every GEMM from M = 16, but an int4 GEMV pays an extra
-    // shuffle per block to fill a zmm and runs faster on 256-bit AVX-VNNI.
+    // Measured on the 2-core Xeon (bench/NOTES.md): 512-bit kernels win for
+    // int8 and for the panel GEMM, but an int4 GEMV pays an extra shuffle per
+    // block to fill a zmm and runs faster on 256-bit AVX-VNNI.
     // A forced ISA (tests, SLIMOPS_CPU_ISA) runs its own kernels only.
-    const bool int4_gemv = bits == 4 && s.m < 16;
+    const bool int4_gemv = bits == 4 && s.m < cpu::avx512_panel_min_m(4);
     const bool prefer_256 = int4_gemv && !cpu::cpu_isa_forced() && cpu::cpu_supports(cpu::CpuIsa::kAvxVnni);
     const auto kernel =
         isa == cpu::CpuIsa::kAvx512Vnni && !prefer_256

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from .timing import L2Flusher, time_cpu, time_cuda
+from .timing import L2Flusher, time_cpu_interleaved, time_cuda
 
 
 @dataclasses.dataclass
@@ -51,12 +51,10 @@ def time_problems(problems: list[Problem], device: str, reps: int) -> list[dict]
     flush = L2Flusher(torch.device("cuda")) if device == "cuda" else None
     rows = []
     for prob in problems:
-        times = {}
-        for impl in prob.impls:
-            if device == "cuda":
-                times[impl.name] = time_cuda(impl.fn, reps=reps, flush=flush)
-            else:
-                times[impl.name] = time_cpu(impl.fn, reps=reps)
+        if device == "cuda":
+            times = {impl.name: time_cuda(impl.fn, reps=reps, flush=flush) for impl in prob.impls}
+        else:
+            times = time_cpu_interleaved({impl.name: impl.fn for impl in prob.impls}, reps=reps)
         ours = {i.name: times[i.name] for i in prob.impls if i.ours}
         peers = {i.name: times[i.name] for i in prob.impls if not i.ours}
         best_ours = min(ours.values())
@@ -118,7 +116,7 @@ def run_family(name: str, args: argparse.Namespace) -> dict:
     table = markdown_table(rows)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = f"### {title}\n\n{machine}; {stamp}; medians of {args.reps} runs" + (
-        ", L2 flushed before each call" if args.device == "cuda" else ""
+        ", L2 flushed before each call" if args.device == "cuda" else ", contenders timed round-robin"
     )
     print("\n" + header + "\n\n" + table)
     result = {"title": title, "machine": machine, "date": stamp, "reps": args.reps, "rows": rows}

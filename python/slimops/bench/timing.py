@@ -55,11 +55,23 @@ def time_cuda(
 
 def time_cpu(fn: Callable[[], object], reps: int = 15, warmup: int = 2) -> float:
     """Median milliseconds of fn() by wall clock."""
+    return time_cpu_interleaved({"fn": fn}, reps, warmup)["fn"]
+
+
+def time_cpu_interleaved(fns: dict[str, Callable[[], object]], reps: int = 15, warmup: int = 2) -> dict[str, float]:
+    """Median milliseconds of each fn by wall clock, timed round-robin (one
+    call of each per round, the order rotating every round): on a shared
+    CPU box a burst of outside load then slows every contender alike,
+    instead of whichever one was being timed at the moment."""
+    names = list(fns)
     for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        for name in names:
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(reps):
+        for i in range(len(names)):
+            name = names[(r + i) % len(names)]
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
