@@ -73,7 +73,7 @@ def check(prob, x):
 
 
 @pytest.mark.parametrize("bits,k,n,gs", SHAPES)
-@pytest.mark.parametrize("m", MS + [4, 21])  # 4: panel threshold (int8); 21: its 8-, 4- and 1-row tiles
+@pytest.mark.parametrize("m", MS + [4, 12, 21])  # 4, 12: panel thresholds; 21: the panel tiles (8/6, 4, 1 rows)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_cpu_matches_reference(cpu_isa, bits, k, n, gs, m, dtype, symmetric, gen):

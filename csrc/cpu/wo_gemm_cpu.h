@@ -62,11 +62,16 @@ bool avxvnni_kernels_built();
 // The same with AVX-512 VNNI: call only when cpu_supports(kAvx512Vnni).
 Status wo_gemm_i16_avx512vnni(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end);
 bool avx512vnni_kernels_built();
-// From this M the AVX-512 kernel switches from streaming GEMV tiles to the
-// panel GEMM. Measured on the 2-core Xeon, 8192x8192, 2 threads (bench/NOTES.md):
-// the GEMV costs ~1 ms per row of x, the panel ~3.8 ms at M = 2..4 then
-// ~0.3 ms per row; int4's unpack makes its panel dearer, so it pays one row later.
-constexpr int64_t avx512_panel_min_m(int bits) { return bits == 8 ? 4 : 5; }
+// From this M the integer-path kernels switch from streaming GEMV tiles to
+// the panel GEMM (wo_gemm_i16_panel.h). Measured on the 2-core Xeon,
+// 8192x8192, 2 threads, A/B in one process (bench/NOTES.md): the GEMV tiles
+// cost ~1 ms per row of x; the 512-bit panel ~3.7 ms at M = 2..4 and then
+// ~0.3 ms per row (int4's unpack makes it dearer: it pays one row later);
+// the 256-bit panel (8 columns a register, 16 registers) only from ~12 rows.
+enum class PanelIsa { kAvx2, kAvx512 };
+constexpr int64_t panel_min_m(PanelIsa isa, int bits) {
+  return isa == PanelIsa::kAvx512 ? (bits == 8 ? 4 : 5) : 12;
+}
 
 // Rejects params a CPU kernel was not written for (shared by every ISA path).
 inline Status check_wo_gemm_cpu_params(const WoGemmParams& p, int64_t n_begin, int64_t n_end) {

@@ -1,12 +1,14 @@
 // AVX2 build of the integer-path weight-only GEMM (wo_gemm_i16_kernel.h).
 #if defined(__AVX2__) && defined(__FMA__)
 
-#include "wo_gemm_i16_kernel.h"
+#include "panel_ops_avx2.h"
+#include "wo_gemm_i16_panel.h"
 
 namespace slimops::cpu {
 
 Status wo_gemm_i16_avx2(const WoGemmParams& p, const XInt16& x, int64_t n_begin, int64_t n_end) {
-  return i16::i16_gemm_dispatch<i16::Avx2Ops<false>>(p, x, n_begin, n_end);
+  if (p.m < panel_min_m(PanelIsa::kAvx2, p.bits)) return i16::i16_gemm_dispatch<i16::Avx2Ops<false>>(p, x, n_begin, n_end);
+  return i16::panel_gemm_dispatch<i16::PanelOps256<false>>(p, x, n_begin, n_end);
 }
 
 }  // namespace slimops::cpu

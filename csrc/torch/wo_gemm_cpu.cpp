@@ -59,7 +59,7 @@ at::Tensor wo_gemm_cpu(const at::Tensor& x, const at::Tensor& qweight, const at:
     // int8 and for the panel GEMM, but an int4 GEMV pays an extra shuffle per
     // block to fill a zmm and runs faster on 256-bit AVX-VNNI.
     // A forced ISA (tests, SLIMOPS_CPU_ISA) runs its own kernels only.
-    const bool int4_gemv = bits == 4 && s.m < cpu::avx512_panel_min_m(4);
+    const bool int4_gemv = bits == 4 && s.m < cpu::panel_min_m(cpu::PanelIsa::kAvx512, 4);
     const bool prefer_256 = int4_gemv && !cpu::cpu_isa_forced() && cpu::cpu_supports(cpu::CpuIsa::kAvxVnni);
     const auto kernel =
         isa == cpu::CpuIsa::kAvx512Vnni && !prefer_256
