@@ -59,10 +59,13 @@ def time_cpu(fn: Callable[[], object], reps: int = 15, warmup: int = 2) -> float
 
 
 def time_cpu_interleaved(fns: dict[str, Callable[[], object]], reps: int = 15, warmup: int = 2) -> dict[str, float]:
-    """Median milliseconds of each fn by wall clock, timed round-robin (one
-    call of each per round, the order rotating every round): on a shared
-    CPU box a burst of outside load then slows every contender alike,
-    instead of whichever one was being timed at the moment."""
+    """Median milliseconds of each fn by wall clock, timed round-robin (the
+    order rotating every round): on a shared CPU box a burst of outside load
+    then slows every contender alike, instead of whichever one was being
+    timed at the moment. Each contender makes one untimed call right before
+    its timed one, so it meets the caches as a run of its own calls would
+    (its weights L3-resident when they fit, as in design.md's peer figures)
+    rather than as the previous contender left them."""
     names = list(fns)
     for _ in range(warmup):
         for name in names:
@@ -71,6 +74,7 @@ def time_cpu_interleaved(fns: dict[str, Callable[[], object]], reps: int = 15, w
     for r in range(reps):
         for i in range(len(names)):
             name = names[(r + i) % len(names)]
+            fns[name]()
             t0 = time.perf_counter()
             fns[name]()
             times[name].append((time.perf_counter() - t0) * 1e3)
