@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One device-tool session on the GPU box, in one call (device time is
+# scarce): build, CUDA tests, compute-sanitizer, benchmarks. Logs and tables
+# go under $OUT. Usage: bash tools/h100_session.sh [build] [test] [sanitize] [bench] [bench-paths]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/slimops_out}
+mkdir -p "$OUT"
+steps=${*:-build test sanitize bench}
+nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu --format=csv > "$OUT/gpu.txt" 2>&1
+for step in $steps; do
+  echo "== $step $(date +%T)"
+  case $step in
+    build)
+      python3 -m pip install --no-build-isolation --no-deps -e . > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+      python3 -m slimops.cli info ;;
+    test)
+      python3 -m pytest -q -p no:cacheprovider tests -k "cuda or opcheck" > "$OUT/pytest_cuda.log" 2>&1
+      tail -3 "$OUT/pytest_cuda.log"
+      grep -E "^(FAILED|ERROR)" "$OUT/pytest_cuda.log" | head -20 ;;
+    sanitize)
+      compute-sanitizer --tool memcheck --error-exitcode 1 python3 -m pytest -q -p no:cacheprovider tests/test_wo_gemm.py \
+        -k "cuda and (tensor_core or batched or matches_reference and 2304)" > "$OUT/memcheck.log" 2>&1
+      echo "memcheck exit $?"; grep -E "ERROR SUMMARY|passed|failed" "$OUT/memcheck.log" | tail -3 ;;
+    bench)
+      for bits in 4 8; do
+        python3 -m slimops.cli bench gemm --device cuda --bits $bits --json "$OUT/gemm_int${bits}_cuda_h100.json" \
+          --markdown "$OUT/gemm_int${bits}_cuda_h100.md" > "$OUT/bench_int${bits}.log" 2>&1
+        tail -48 "$OUT/bench_int${bits}.log" | grep -E "^\|" | cut -d'|' -f2-3,5-
+      done ;;
+    bench-paths)
+      # Every CUDA path at every M, to set the dispatch thresholds.
+      for path in gemv mma dense; do
+        SLIMOPS_CUDA_WO_GEMM=$path python3 -m slimops.cli bench gemm --device cuda --bits 4 --reps 20 \
+          --shapes 8192x8192,4096x14336 --m 1,4,8,16,32,64,128,256,512 --json "$OUT/paths_int4_$path.json" \
+          > "$OUT/paths_int4_$path.log" 2>&1
+        echo "-- $path"; grep -E "^\|" "$OUT/paths_int4_$path.log" | cut -d'|' -f2-3,5- | tail -18
+      done ;;
+  esac
+done
