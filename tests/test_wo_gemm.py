@@ -146,3 +146,49 @@ def test_cuda_very_large_m(gen):
     prob = Problem(8, 32, 8, -1, gen, "cuda")
     check(prob, randn_with_outliers(65535 * 4 + 9, 32, dtype=torch.bfloat16, generator=gen).cuda())
 
+
+# The tensor-core kernel (csrc/cuda/wo_gemm/wo_gemm_mma.cu) serves M up to 128
+# in the CUDA binding (int8 from M = 2: M = 1 runs the GEMV; M = 255 runs
+# dequantise + cuBLAS, as controls). Its tiles are 8, 16, 32 or 64 rows by 128
+# columns, 128 (int4) or 64 (int8) k per pipeline stage; long K over few
+# output tiles is split across blocks.
+# (bits, K, N, group_size):
+MMA_SHAPES = [
+    (4, 4096, 200, 128),  # 32 stages over 2 column tiles: split-K; N tail
+    (4, 2048, 328, 32),  # a scale per 32-weight chunk
+    (4, 1440, 136, 160),  # groups straddle stages; last stage partly past K
+    (4, 1024, 72, -1),  # per-channel
+    (8, 4096, 260, 128),  # int8 split-K, N tail
+    (8, 1040, 72, 16),  # groups of 16; last stage partly past K
+    (8, 3072, 130, -1),
+]
+MMA_MS = [1, 3, 8, 9, 16, 17, 33, 64, 100, 128, 255]
+
+
+@requires_cuda
+@pytest.mark.parametrize("bits,k,n,gs", MMA_SHAPES)
+@pytest.mark.parametrize("m", MMA_MS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_cuda_tensor_core_tails_and_split_k(bits, k, n, gs, m, dtype, symmetric, gen):
+    prob = Problem(bits, k, n, gs, gen, "cuda", bias=m % 2 == 1, symmetric=symmetric)
+    if prob.z is not None:
+        # Imported checkpoints carry non-integral zero points.
+        prob.z = prob.z + 0.375
+    x = randn_with_outliers(m, k, dtype=dtype, generator=gen).cuda()
+    torch.full((m, n), float("nan"), dtype=dtype, device="cuda")
+    out = check(prob, x)
+    # Split-K partials are summed in split order, whichever block finishes
+    # last: the same inputs give the same bits.
+    assert torch.equal(prob.run(x), out)
+
+
+@requires_cuda
+@pytest.mark.parametrize("bits", [8, 4])
+def test_cuda_tensor_core_strided_x(bits, gen):
+    """Rows of x 2K apart (a column slice) and a batched leading shape."""
+    k, n, gs = 1024, 136, 64
+    prob = Problem(bits, k, n, gs, gen, "cuda")
+    wide = randn_with_outliers(40, 2 * k, dtype=torch.bfloat16, generator=gen).cuda()
+    check(prob, wide[:, k:])
+    check(prob, randn_with_outliers(3, 25, k, dtype=torch.float16, generator=gen).cuda())

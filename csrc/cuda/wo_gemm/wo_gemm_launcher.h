@@ -2,14 +2,16 @@
 // launcher validates what it can, picks a kernel, and reports a status code
 // instead of throwing).
 //
-// Strategy per M: wo_gemm_cuda_plan() says whether the fused kernel
-// (wo_gemm_cuda) or "dequantise, then a dense GEMM" serves a problem best;
-// the dense GEMM itself is cuBLAS, which only the bindings can call. The
-// tensor-core kernels of the weight-only GEMM issue plug in behind the same
-// two entry points.
+// Strategy per M: the bindings give small and medium M to the tensor-core
+// kernel (wo_gemm_mma_*) where it applies; otherwise wo_gemm_cuda_plan() says
+// whether the CUDA-core kernels (wo_gemm_cuda) or "dequantise, then a dense
+// GEMM" serve a problem best; the dense GEMM itself is cuBLAS, which only
+// the bindings can call.
 #pragma once
 
 #include <cuda_runtime_api.h>
+
+#include <cstddef>
 
 #include "../../common/status.h"
 #include "../../common/wo_gemm_params.h"
@@ -31,6 +33,20 @@ enum class WoGemmPlan : int {
 bool wo_gemv_applies(const WoGemmParams& p);
 Status wo_gemv_cuda(const WoGemmParams& p, cudaStream_t stream);
 WoGemmPlan wo_gemm_cuda_plan(const WoGemmParams& p);
+
+// The tensor-core kernel (wo_gemm_mma.cu): mma.sync on the existing weight
+// layouts, split-K so that small M fills the GPU. Applies to fp16/bf16 x,
+// any M >= 1 and N >= 1, K % group_size == 0, K and group_size multiples of
+// 32 (int4) or 16 (int8), x and qweight 16-byte aligned, x_row_stride a
+// multiple of 8 elements, on a device that can run it (sm_80+). Outside that
+// wo_gemm_mma_cuda returns kUnsupported and the caller takes another path.
+bool wo_gemm_mma_applies(const WoGemmParams& p);
+// Device bytes wo_gemm_mma_cuda needs as workspace for p (0: none). Its
+// contents need no initialisation; it must be 16-byte aligned, must not be
+// used by anything else until the launch has finished (stream order), and p
+// must be the same in both calls.
+size_t wo_gemm_mma_workspace_bytes(const WoGemmParams& p);
+Status wo_gemm_mma_cuda(const WoGemmParams& p, void* workspace, cudaStream_t stream);
 
 // Writes dequant(qweight) as p.x_dtype [n, k], contiguous, into w_out.
 Status dequantize_cuda(const WoGemmParams& p, void* w_out, cudaStream_t stream);
