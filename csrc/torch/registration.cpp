@@ -11,4 +11,8 @@ TORCH_LIBRARY(slimops, m) {
   // group_size = -1 means one group per output channel. Output has x's dtype
   // and shape [..., N].
   m.def("wo_gemm(Tensor x, Tensor qweight, Tensor scales, Tensor? zeros, Tensor? bias, int bits, int group_size) -> Tensor");
+  // y = (x @ V^T) @ U^T + bias: x [..., K], V [r, K], U [N, r] in one float
+  // dtype, bias [N]; the [M, r] intermediate stays in float32 on chip. Output
+  // has x's dtype and shape [..., N].
+  m.def("lowrank_linear(Tensor x, Tensor V, Tensor U, Tensor? bias) -> Tensor");
 }

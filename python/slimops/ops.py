@@ -83,3 +83,60 @@ def _wo_gemm_backward(ctx, grad_out):
 
 
 torch.library.register_autograd("slimops::wo_gemm", _wo_gemm_backward, setup_context=_wo_gemm_setup_context)
+
+
+def lowrank_linear(x: torch.Tensor, V: torch.Tensor, U: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Low-rank projection ``(x @ V^T) @ U^T + bias`` in one op.
+
+    ``x`` is ``[..., K]``; ``V`` ``[r, K]`` and ``U`` ``[N, r]`` share x's dtype
+    (float32/bf16/fp16 on CPU, fp16/bf16 on CUDA); ``bias`` ``[N]`` any float
+    dtype. The ``[M, r]`` intermediate is kept in float32, never rounded to
+    x's dtype; the output is ``[..., N]`` in x's dtype.
+    """
+    return torch.ops.slimops.lowrank_linear(x, V, U, bias)
+
+
+@torch.library.register_fake("slimops::lowrank_linear")
+def _lowrank_linear_fake(x, V, U, bias):
+    who = "slimops.lowrank_linear"
+    torch._check(x.dim() >= 1, lambda: f"{who}: x must have at least 1 dimension, got a scalar")
+    torch._check(
+        x.dtype in (torch.float32, torch.float16, torch.bfloat16),
+        lambda: f"{who}: x must be float32, float16 or bfloat16, got {x.dtype}",
+    )
+    torch._check(V.dim() == 2, lambda: f"{who}: V must be 2-D [r, K], got shape {tuple(V.shape)}")
+    torch._check(U.dim() == 2, lambda: f"{who}: U must be 2-D [N, r], got shape {tuple(U.shape)}")
+    for name, t in (("V", V), ("U", U)):
+        torch._check(t.dtype == x.dtype, lambda: f"{who}: {name} must have x's dtype ({x.dtype}), got {t.dtype}")
+    r, k, n = V.shape[0], V.shape[1], U.shape[0]
+    torch._check(U.shape[1] == r, lambda: f"{who}: U must be [N, r] with r = {r} (V's rows), got U of shape {tuple(U.shape)}")
+    torch._check(x.shape[-1] == k, lambda: f"{who}: x's last dimension must equal K = {k}, got x of shape {tuple(x.shape)}")
+    if bias is not None:
+        torch._check(bias.shape == (n,), lambda: f"{who}: bias must have shape [N] = [{n}], got {tuple(bias.shape)}")
+    return x.new_empty((*x.shape[:-1], n))
+
+
+def _lowrank_setup_context(ctx, inputs, output):
+    x, V, U, bias = inputs
+    ctx.save_for_backward(x, V, U)
+    ctx.has_bias = bias is not None
+    ctx.bias_dtype = None if bias is None else bias.dtype
+
+
+def _lowrank_backward(ctx, grad_out):
+    # Plain matmuls: a low-rank layer is small enough that its backward is
+    # never the bottleneck, and every factor may be trained (fine-tuning
+    # after factorisation recovers accuracy).
+    x, V, U = ctx.saved_tensors
+    g = grad_out.reshape(-1, grad_out.shape[-1])
+    x2 = x.reshape(-1, x.shape[-1])
+    t = x2 @ V.T
+    gt = g @ U
+    grad_x = (gt @ V).reshape(x.shape) if ctx.needs_input_grad[0] else None
+    grad_v = (gt.T @ x2) if ctx.needs_input_grad[1] else None
+    grad_u = (g.T @ t) if ctx.needs_input_grad[2] else None
+    grad_b = g.sum(0).to(ctx.bias_dtype) if ctx.has_bias and ctx.needs_input_grad[3] else None
+    return grad_x, grad_v, grad_u, grad_b
+
+
+torch.library.register_autograd("slimops::lowrank_linear", _lowrank_backward, setup_context=_lowrank_setup_context)

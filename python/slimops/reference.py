@@ -23,3 +23,15 @@ def wo_gemm(
     w = dequantize(qweight.cpu(), scales.cpu(), None if zeros is None else zeros.cpu(), bits, group_size)
     b = None if bias is None else bias.to(torch.float32)
     return torch.nn.functional.linear(x.to(torch.float32), w.to(x.device), b).to(x.dtype)
+
+
+def lowrank_linear(
+    x: torch.Tensor, V: torch.Tensor, U: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``(x @ V^T) @ U^T + bias`` in float64 (the intermediate unrounded, as
+    the fused kernels keep it in float32), returned in x's dtype."""
+    t = x.to(torch.float64) @ V.to(torch.float64).T
+    out = t @ U.to(torch.float64).T
+    if bias is not None:
+        out = out + bias.to(torch.float64)
+    return out.to(x.dtype)
