@@ -239,7 +239,7 @@ def test_awq_bad_inputs_are_clear():
     with pytest.raises(ValueError, match="int4 needs K and group_size divisible by 32, got K=48"):
         QuantLinear.from_awq(t["qweight"][:48], t["qzeros"][:1], t["scales"][:1], bits=4, group_size=-1)
     with pytest.raises(ValueError, match="qweight must be a tensor"):
-        QuantLinear.from_awq(t["qweight"].numpy(), t["qzeros"], t["scales"], bits=4, group_size=64)
+        QuantLinear.from_awq(t["qweight"].tolist(), t["qzeros"], t["scales"], bits=4, group_size=64)  # a list, not a tensor
 
 
 @requires_cuda
