@@ -1,10 +1,12 @@
 """slimops.compress: replace a model's nn.Linear layers in place."""
 
 import fnmatch
+import math
 import re
 
 from torch import nn
 
+from ..nn.lowrank_linear import LowRankLinear
 from ..nn.quant_linear import QuantLinear
 
 # "int8" / "int4", optionally "-g<group size>" and "-asym".
@@ -13,19 +15,45 @@ _QUANT_RECIPE = re.compile(r"^int(?P<bits>[48])(?:-g(?P<gs>\d+))?(?P<asym>-asym)
 _DEFAULT_GROUP = {8: -1, 4: 128}
 
 
-def _parse_recipe(recipe: str) -> dict:
+# "lowrank:<ratio>": truncated SVD keeping that fraction of each layer's parameters.
+_LOWRANK_PREFIX = "lowrank:"
+
+
+def _parse_recipe(recipe: str):
+    """The factory that builds a compressed layer from an nn.Linear, and its kwargs."""
+    if not isinstance(recipe, str):
+        raise ValueError(f"slimops.compress: recipe must be a string, got {type(recipe).__name__}")
+    if recipe.startswith(_LOWRANK_PREFIX):
+        return LowRankLinear.from_linear, {"param_ratio": _parse_ratio(recipe), "method": "svd"}
     m = _QUANT_RECIPE.match(recipe)
     if m is None:
         raise ValueError(
             f"slimops.compress: unknown recipe {recipe!r}; supported: 'int8', 'int4', "
-            "with optional '-g<group size>' and '-asym' (e.g. 'int4-g64-asym')"
+            "with optional '-g<group size>' and '-asym' (e.g. 'int4-g64-asym'), and 'lowrank:<ratio>' "
+            "with 0 < ratio < 1 (e.g. 'lowrank:0.5')"
         )
     bits = int(m["bits"])
-    return {
+    return QuantLinear.from_linear, {
         "bits": bits,
         "group_size": int(m["gs"]) if m["gs"] else _DEFAULT_GROUP[bits],
         "symmetric": m["asym"] is None,
     }
+
+
+def _parse_ratio(recipe: str) -> float:
+    text = recipe[len(_LOWRANK_PREFIX):]
+    try:
+        ratio = float(text)
+    except ValueError:
+        ratio = math.nan
+    # A ratio of 1 or more keeps at least as many parameters as the dense
+    # layer: no compression, so it is surely a typo (say, a percentage).
+    if not 0 < ratio < 1:
+        raise ValueError(
+            f"slimops.compress: recipe {recipe!r}: the low-rank ratio must be a number with 0 < ratio < 1 "
+            f"(the fraction of each layer's parameters kept, e.g. 'lowrank:0.5'), got {text!r}"
+        )
+    return ratio
 
 
 def _is_skipped(name: str, skip) -> bool:
@@ -37,10 +65,12 @@ def _is_skipped(name: str, skip) -> bool:
 
 def compress(model: nn.Module, recipe: str = "int8", *, skip=("lm_head",)) -> nn.Module:
     """Replace every ``nn.Linear`` in ``model`` not named in ``skip`` by its
-    compressed counterpart, in place, and return ``model``."""
+    compressed counterpart, in place, and return ``model``: a QuantLinear for
+    ``"int8"``/``"int4..."``, a LowRankLinear (truncated SVD) for
+    ``"lowrank:<ratio>"``."""
     if isinstance(skip, str):
         skip = (skip,)
-    kwargs = _parse_recipe(recipe)
+    factory, kwargs = _parse_recipe(recipe)
     targets = [
         (parent, child_name, f"{parent_name}.{child_name}" if parent_name else child_name)
         for parent_name, parent in model.named_modules()
@@ -50,7 +80,7 @@ def compress(model: nn.Module, recipe: str = "int8", *, skip=("lm_head",)) -> nn
     for parent, child_name, full_name in targets:
         if not _is_skipped(full_name, skip):
             try:
-                layer = QuantLinear.from_linear(getattr(parent, child_name), **kwargs)
+                layer = factory(getattr(parent, child_name), **kwargs)
             except ValueError as e:
                 raise ValueError(f"slimops.compress: layer {full_name!r}: {e}") from None
             setattr(parent, child_name, layer)
