@@ -9,9 +9,10 @@ from torch import nn
 from ..nn.lowrank_linear import LowRankLinear
 from ..nn.quant_linear import QuantLinear
 
-# "int8" / "int4", optionally "-g<group size>" and "-asym".
-# int8 defaults to one scale per output channel, int4 to groups of 128.
-_QUANT_RECIPE = re.compile(r"^int(?P<bits>[48])(?:-g(?P<gs>\d+))?(?P<asym>-asym)?$")
+# "int8" / "int4", optionally "-g<group size>", "-asym" and "+lr<rank>" (a
+# low-rank correction of the quantisation error). int8 defaults to one scale
+# per output channel, int4 to groups of 128.
+_QUANT_RECIPE = re.compile(r"^int(?P<bits>[48])(?:-g(?P<gs>\d+))?(?P<asym>-asym)?(?:\+lr(?P<lr>\d+))?$")
 _DEFAULT_GROUP = {8: -1, 4: 128}
 
 
@@ -29,7 +30,7 @@ def _parse_recipe(recipe: str):
     if m is None:
         raise ValueError(
             f"slimops.compress: unknown recipe {recipe!r}; supported: 'int8', 'int4', "
-            "with optional '-g<group size>' and '-asym' (e.g. 'int4-g64-asym'), and 'lowrank:<ratio>' "
+            "with optional '-g<group size>', '-asym' and '+lr<rank>' (e.g. 'int4-g64-asym', 'int4+lr64'), and 'lowrank:<ratio>' "
             "with 0 < ratio < 1 (e.g. 'lowrank:0.5')"
         )
     bits = int(m["bits"])
@@ -37,6 +38,7 @@ def _parse_recipe(recipe: str):
         "bits": bits,
         "group_size": int(m["gs"]) if m["gs"] else _DEFAULT_GROUP[bits],
         "symmetric": m["asym"] is None,
+        "lowrank_rank": int(m["lr"]) if m["lr"] else 0,
     }
 
 

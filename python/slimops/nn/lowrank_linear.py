@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .. import ops
+from .factorize import low_rank_factors
 
 METHODS = ("svd", "asvd")
 
@@ -78,25 +79,12 @@ class LowRankLinear(nn.Module):
         r = _choose_rank(n, k, rank, param_ratio)
         if method not in METHODS:
             raise ValueError(f"LowRankLinear.from_linear: method must be one of {METHODS}, got {method!r}")
-        # float64 on CPU, where it costs little and makes the truncation exactly
-        # the optimal one up to rounding; float32 on GPUs, many of which run
-        # float64 at a small fraction of their float32 rate.
-        work = torch.float64 if w.device.type == "cpu" else torch.float32
-        w = w.to(work)
         scale = None
         if method == "asvd":
-            scale = _asvd_scale(calib, k, alpha, w.device, work)
-            w = w * scale  # W diag(s): column k scaled by s_k
+            scale = asvd_input_scale(calib, k, alpha, w.device, torch.float64 if w.device.type == "cpu" else torch.float32)
         elif calib is not None:
             raise ValueError("LowRankLinear.from_linear: calib is only used by method='asvd'; drop it for 'svd'")
-        u_full, s, vh = torch.linalg.svd(w, full_matrices=False)
-        # Split sqrt(S) evenly between the factors so neither has a much larger
-        # range than the other: that matters once they are cast to bf16/fp16.
-        root = s[:r].sqrt()
-        u = u_full[:, :r] * root
-        v = root[:, None] * vh[:r]
-        if scale is not None:
-            v = v / scale  # fold diag(s)^-1 back: U V diag(s)^-1 ~ W
+        u, v = low_rank_factors(w, r, scale)
         layer = cls(k, n, r, bias=linear.bias is not None, device=linear.weight.device, dtype=linear.weight.dtype)
         with torch.no_grad():
             layer.V.copy_(v)
@@ -139,7 +127,7 @@ def _choose_rank(n: int, k: int, rank, param_ratio) -> int:
     return max(1, math.floor(ratio * n * k / (n + k)))
 
 
-def _asvd_scale(calib, k: int, alpha, device, dtype) -> torch.Tensor:
+def asvd_input_scale(calib, k: int, alpha, device, dtype) -> torch.Tensor:
     """The per-input-channel scale s = (mean |x|) ** alpha of ASVD, [K]."""
     who = "LowRankLinear.from_linear(method='asvd')"
     if calib is None:

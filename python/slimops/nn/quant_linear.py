@@ -7,7 +7,9 @@ from ..formats.awq import convert_awq
 from ..formats.checkpoint import FLOAT_DTYPES, ImportedWeight, check_device, check_shape, check_tensor
 from ..formats.gptq import convert_gptq
 from ..formats.quantize import dequantize, num_groups, quantize
-from ..ops import wo_gemm
+from ..ops import lowrank_linear, wo_gemm
+from .factorize import low_rank_factors
+from .lowrank_linear import asvd_input_scale
 
 SUPPORTED_BITS = (4, 8)
 
@@ -36,6 +38,7 @@ class QuantLinear(nn.Module):
         group_size: int = -1,
         symmetric: bool = True,
         act_order: bool = False,
+        lowrank_rank: int = 0,
         device=None,
         dtype: torch.dtype = torch.float32,
     ):
@@ -62,15 +65,40 @@ class QuantLinear(nn.Module):
         self.register_buffer("bias", torch.zeros(out_features, dtype=dtype, device=device) if bias else None)
         perm = torch.arange(in_features, dtype=torch.int64, device=device) if act_order else None
         self.register_buffer("perm", perm)
+        # Low-rank correction of the quantisation error: W ~ dequant(Wq) + lr_a @ lr_b.
+        if isinstance(lowrank_rank, bool) or not isinstance(lowrank_rank, int) or lowrank_rank < 0:
+            raise ValueError(f"QuantLinear: lowrank_rank must be an int >= 0, got {lowrank_rank!r}")
+        self.lowrank_rank = lowrank_rank
+        kw = {"dtype": dtype, "device": device}
+        self.register_buffer("lr_a", torch.zeros(out_features, lowrank_rank, **kw) if lowrank_rank else None)
+        self.register_buffer("lr_b", torch.zeros(lowrank_rank, in_features, **kw) if lowrank_rank else None)
 
     @classmethod
     def from_linear(
-        cls, linear: nn.Linear, bits: int = 8, group_size: int = -1, symmetric: bool = True
+        cls,
+        linear: nn.Linear,
+        bits: int = 8,
+        group_size: int = -1,
+        symmetric: bool = True,
+        *,
+        lowrank_rank: int = 0,
+        calib: torch.Tensor | None = None,
     ) -> "QuantLinear":
-        """Quantise ``linear``'s weight (round to nearest) into a new QuantLinear."""
+        """Quantise ``linear``'s weight (round to nearest) into a new QuantLinear.
+
+        ``lowrank_rank=r > 0`` adds a rank-r correction ``lr_a [N, r] @ lr_b [r, K]``
+        fitted to the quantisation error ``W - dequant(Wq)`` by truncated SVD;
+        with ``calib`` (activations ``[..., K]`` or the statistic ``mean |x_k|``
+        ``[K]``) the fit weighs input channels by their activation size, as
+        ASVD does, so the error is cut where the inputs are large.
+        """
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"QuantLinear.from_linear expects an nn.Linear, got {type(linear).__name__}")
         w = linear.weight
+        if lowrank_rank > min(w.shape):
+            raise ValueError(f"QuantLinear.from_linear: lowrank_rank must be <= min(N, K) = {min(w.shape)}, got {lowrank_rank}")
+        if calib is not None and not lowrank_rank:
+            raise ValueError("QuantLinear.from_linear: calib is only used to fit a low-rank correction (lowrank_rank > 0)")
         layer = cls(
             linear.in_features,
             linear.out_features,
@@ -78,6 +106,7 @@ class QuantLinear(nn.Module):
             bits=bits,
             group_size=group_size,
             symmetric=symmetric,
+            lowrank_rank=lowrank_rank,
             device=w.device,
             dtype=w.dtype,
         )
@@ -88,6 +117,14 @@ class QuantLinear(nn.Module):
             layer.zeros.copy_(qw.zeros)
         if linear.bias is not None:
             layer.bias.copy_(linear.bias.detach())
+        if lowrank_rank:
+            err = w.detach().double() - dequantize(qw.qweight, qw.scales, qw.zeros, bits, group_size).double()
+            scale = None
+            if calib is not None:
+                scale = asvd_input_scale(calib, w.shape[1], 0.5, w.device, torch.float64)
+            a, b = low_rank_factors(err, lowrank_rank, scale)
+            layer.lr_a.copy_(a)
+            layer.lr_b.copy_(b)
         return layer
 
     @classmethod
@@ -139,20 +176,24 @@ class QuantLinear(nn.Module):
         """The float32 ``[out_features, in_features]`` weight the kernel effectively
         uses, in the input features' own order (``perm`` undone)."""
         w = dequantize(self.qweight, self.scales, self.zeros, self.bits, self.group_size)
-        if self.perm is None:
-            return w
-        return torch.empty_like(w).index_copy_(1, self.perm, w)
+        if self.perm is not None:
+            w = torch.empty_like(w).index_copy_(1, self.perm, w)
+        if self.lr_a is not None:
+            w = w + self.lr_a.float() @ self.lr_b.float()
+        return w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.perm is not None:
-            x = x.index_select(-1, self.perm)
-        return wo_gemm(
-            x, self.qweight, self.scales, self.bias, zeros=self.zeros, bits=self.bits, group_size=self.group_size
-        )
+        xq = x if self.perm is None else x.index_select(-1, self.perm)
+        y = wo_gemm(xq, self.qweight, self.scales, self.bias, zeros=self.zeros, bits=self.bits, group_size=self.group_size)
+        if self.lr_a is not None:
+            # Two ops for now: the correction in the int4 GEMM's epilogue (one
+            # kernel) is still to come.
+            y = y + lowrank_linear(x, self.lr_b.to(x.dtype), self.lr_a.to(x.dtype))
+        return y
 
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
             f"bits={self.bits}, group_size={self.group_size}, symmetric={self.symmetric}, "
-            f"act_order={self.perm is not None}"
+            f"act_order={self.perm is not None}" + (f", lowrank_rank={self.lowrank_rank}" if self.lowrank_rank else "")
         )
