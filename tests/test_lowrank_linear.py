@@ -1,5 +1,6 @@
 """LowRankLinear, slimops.compress("lowrank:<ratio>") and `slimops bench lowrank`."""
 
+import copy
 import io
 import json
 import math
@@ -293,11 +294,12 @@ def test_cuda_asvd_and_round_trip():
     lin = make_linear(128, 96, dtype=torch.bfloat16)
     calib = randn_with_outliers(64, 128)
     cpu = LowRankLinear.from_linear(lin, rank=16, method="asvd", calib=calib)
-    gpu = LowRankLinear.from_linear(lin.to("cuda"), rank=16, method="asvd", calib=calib)  # calib moves along
+    gpu = LowRankLinear.from_linear(copy.deepcopy(lin).to("cuda"), rank=16, method="asvd", calib=calib)  # calib moves along
     assert rel_error(gpu.dequantize().cpu(), cpu.dequantize()) < TOL[torch.bfloat16]
     x = randn_with_outliers(4, 128, dtype=torch.bfloat16)
-    moved = cpu.to("cuda")
-    assert rel_error(moved(x.cuda()).cpu(), cpu(x)) < TOL[torch.bfloat16]
+    expected = cpu(x)
+    moved = cpu.to("cuda")  # Module.to moves in place: cpu is moved too
+    assert rel_error(moved(x.cuda()).cpu(), expected) < TOL[torch.bfloat16]
     x.requires_grad_()
     moved(x.cuda()).sum().backward()
     assert moved.U.grad is not None and torch.isfinite(moved.U.grad).all()
