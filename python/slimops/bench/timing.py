@@ -24,6 +24,10 @@ class L2Flusher:
         self.buf.zero_()
 
 
+# ~100 us at H100 clocks: longer than any call's host-side cost seen here.
+_HOST_LEAD_CYCLES = 200_000
+
+
 def time_cuda(
     fn: Callable[[], object], reps: int = 30, warmup: int = 5, flush: L2Flusher | None = None, warmup_ms: float = 50.0
 ) -> float:
@@ -46,6 +50,11 @@ def time_cuda(
     for i in range(reps):
         if flush is not None:
             flush()
+        # Keep the GPU busy while the host queues the start event and fn's
+        # kernels: for microsecond-long ops the host-side cost of a call (a
+        # custom op's dispatch and Python autograd wrapper) can outlast the
+        # flush, and the interval would then time the host, not the kernel.
+        torch.cuda._sleep(_HOST_LEAD_CYCLES)
         starts[i].record()
         fn()
         ends[i].record()
