@@ -12,7 +12,7 @@ import sys
 
 TORCH_WHEN_MISSING = "torch==2.13.0"
 BUILD = {"scikit_build_core": "scikit-build-core>=0.10", "pybind11": "pybind11>=2.12", "ninja": "ninja"}
-TEST = {"pytest": "pytest>=7"}
+TEST = {"pytest": "pytest>=7", "safetensors": "safetensors>=0.4"}
 
 
 def missing(mods: dict) -> list[str]:
