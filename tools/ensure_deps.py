@@ -12,7 +12,8 @@ import sys
 
 TORCH_WHEN_MISSING = "torch==2.13.0"
 BUILD = {"scikit_build_core": "scikit-build-core>=0.10", "pybind11": "pybind11>=2.12", "ninja": "ninja"}
-TEST = {"pytest": "pytest>=7", "safetensors": "safetensors>=0.4"}
+# safetensors.torch needs numpy to write files.
+TEST = {"pytest": "pytest>=7", "safetensors": "safetensors>=0.4", "numpy": "numpy"}
 
 
 def missing(mods: dict) -> list[str]:
