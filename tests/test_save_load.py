@@ -60,3 +60,14 @@ def test_corrupt_and_foreign_files_are_clear_errors(tmp_path):
     save_file({"w": torch.zeros(2)}, str(foreign))
     with pytest.raises(ValueError, match="has no slimops description"):
         slimops.load(build(), foreign)
+
+
+def test_loaded_mixed_model_compiles_fullgraph(tmp_path):
+    """torch.compile(fullgraph=True) on a model mixing every slimops module
+    (no graph break in any of them) gives the eager outputs."""
+    path = tmp_path / "model.safetensors"
+    slimops.save(compressed(), path)
+    model = slimops.load(build(seed=2), path)
+    x = randn_with_outliers(3, 64)
+    with torch.no_grad():
+        assert torch.equal(torch.compile(model, fullgraph=True)(x), model(x))
