@@ -15,4 +15,13 @@ TORCH_LIBRARY(slimops, m) {
   // dtype, bias [N]; the [M, r] intermediate stays in float32 on chip. Output
   // has x's dtype and shape [..., N].
   m.def("lowrank_linear(Tensor x, Tensor V, Tensor U, Tensor? bias) -> Tensor");
+  // Decode / chunked-prefill attention over a KV cache, appending k and v
+  // (when given) into the cache in place first: q [B, Sq, Hq, D]; caches
+  // [B, S_max, Hkv, D] or paged [blocks, block_size, Hkv, D] with
+  // block_table [B, max_blocks]; cache_seqlens [B] int32 (not advanced);
+  // int8 caches carry float32 per-(position, head) scales k_scale / v_scale.
+  // Causal masking is bottom-right aligned. Output [B, Sq, Hq, D] in q's dtype.
+  m.def(
+      "kv_attention(Tensor q, Tensor(a!) k_cache, Tensor(b!) v_cache, Tensor cache_seqlens, Tensor? k, Tensor? v, "
+      "float? softmax_scale, bool causal, Tensor? block_table, Tensor(c!)? k_scale, Tensor(d!)? v_scale) -> Tensor");
 }

@@ -140,3 +140,96 @@ def _lowrank_backward(ctx, grad_out):
 
 
 torch.library.register_autograd("slimops::lowrank_linear", _lowrank_backward, setup_context=_lowrank_setup_context)
+
+
+def kv_attention(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    cache_seqlens: torch.Tensor,
+    k: torch.Tensor | None = None,
+    v: torch.Tensor | None = None,
+    *,
+    softmax_scale: float | None = None,
+    causal: bool = True,
+    block_table: torch.Tensor | None = None,
+    k_scale: torch.Tensor | None = None,
+    v_scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Attention of ``q`` over a KV cache, appending ``k``/``v`` first, in one op
+    (the semantics of flash-attention's ``flash_attn_with_kvcache``).
+
+    - ``q`` ``[B, Sq, Hq, D]``; ``k_cache``/``v_cache`` ``[B, S_max, Hkv, D]``, or
+      paged ``[num_blocks, block_size, Hkv, D]`` with ``block_table``
+      ``[B, max_blocks]`` int32; ``cache_seqlens`` ``[B]`` int32, the tokens
+      already cached per sequence. ``Hq % Hkv == 0`` (GQA / MQA).
+    - ``k``/``v`` ``[B, Sq, Hkv, D]``, if given, are written into the caches in
+      place at positions ``cache_seqlens[b] .. cache_seqlens[b] + Sq - 1`` and
+      attended to; ``cache_seqlens`` is not changed (the caller advances it).
+    - ``causal``: query ``i`` sees positions up to ``total_b - Sq + i``
+      (bottom-right aligned); a query that sees no key returns zeros.
+    - dtypes: q (and k, v, the output) float16/bfloat16 on CUDA, float32/bfloat16
+      on CPU; the caches in q's dtype, or int8 with float32 scales
+      ``k_scale``/``v_scale`` shaped like the cache without its last dim
+      (``[B, S_max, Hkv]`` or ``[num_blocks, block_size, Hkv]``), quantised
+      per (position, head) on append (:func:`slimops.reference.quantize_kv_int8`).
+    - ``softmax_scale`` defaults to ``D ** -0.5``.
+    """
+    return torch.ops.slimops.kv_attention(
+        q, k_cache, v_cache, cache_seqlens, k, v, softmax_scale, causal, block_table, k_scale, v_scale
+    )
+
+
+@torch.library.register_fake("slimops::kv_attention")
+def _kv_attention_fake(q, k_cache, v_cache, cache_seqlens, k, v, softmax_scale, causal, block_table, k_scale, v_scale):
+    who = "slimops.kv_attention"
+    torch._check(q.dim() == 4, lambda: f"{who}: q must be 4-D [B, Sq, Hq, D], got shape {tuple(q.shape)}")
+    torch._check(
+        q.dtype in (torch.float32, torch.float16, torch.bfloat16),
+        lambda: f"{who}: q must be float32, float16 or bfloat16, got {q.dtype}",
+    )
+    B, sq, hq, d = q.shape
+    for name, t in (("k_cache", k_cache), ("v_cache", v_cache)):
+        torch._check(t.dim() == 4, lambda: f"{who}: {name} must be 4-D, got shape {tuple(t.shape)}")
+        torch._check(
+            t.dtype in (q.dtype, torch.int8), lambda: f"{who}: {name} must be q's dtype ({q.dtype}) or int8, got {t.dtype}"
+        )
+    torch._check(
+        k_cache.shape == v_cache.shape and k_cache.dtype == v_cache.dtype,
+        lambda: f"{who}: k_cache and v_cache must match, got {k_cache.dtype} {tuple(k_cache.shape)} and "
+        f"{v_cache.dtype} {tuple(v_cache.shape)}",
+    )
+    hkv = k_cache.shape[2]
+    torch._check(k_cache.shape[3] == d, lambda: f"{who}: the caches' head dim must be q's D = {d}, got {k_cache.shape[3]}")
+    torch._check(hkv > 0 and hq % hkv == 0, lambda: f"{who}: Hq = {hq} must be a multiple of the caches' Hkv = {hkv}")
+    torch._check(
+        cache_seqlens.dtype == torch.int32 and tuple(cache_seqlens.shape) == (B,),
+        lambda: f"{who}: cache_seqlens must be int32 [B] = [{B}], got {cache_seqlens.dtype} {tuple(cache_seqlens.shape)}",
+    )
+    torch._check((k is None) == (v is None), lambda: f"{who}: give both k and v, or neither")
+    if k is not None:
+        for name, t in (("k", k), ("v", v)):
+            torch._check(
+                tuple(t.shape) == (B, sq, hkv, d) and t.dtype == q.dtype,
+                lambda: f"{who}: {name} must be {q.dtype} [B, Sq, Hkv, D] = [{B}, {sq}, {hkv}, {d}], "
+                f"got {t.dtype} {tuple(t.shape)}",
+            )
+    if block_table is None:
+        torch._check(k_cache.shape[0] == B, lambda: f"{who}: the caches' batch must be q's B = {B}, got {k_cache.shape[0]}")
+    else:
+        torch._check(
+            block_table.dtype == torch.int32 and block_table.dim() == 2 and block_table.shape[0] == B,
+            lambda: f"{who}: block_table must be int32 [B, max_blocks] with B = {B}, got "
+            f"{block_table.dtype} {tuple(block_table.shape)}",
+        )
+    int8 = k_cache.dtype == torch.int8
+    for name, t in (("k_scale", k_scale), ("v_scale", v_scale)):
+        if int8:
+            torch._check(
+                t is not None and t.dtype == torch.float32 and t.shape == k_cache.shape[:3],
+                lambda: f"{who}: an int8 cache needs {name} float32 {tuple(k_cache.shape[:3])}, got "
+                f"{None if t is None else (t.dtype, tuple(t.shape))}",
+            )
+        else:
+            torch._check(t is None, lambda: f"{who}: {name} is only for int8 caches (the caches are {k_cache.dtype})")
+    return torch.empty_like(q, memory_format=torch.contiguous_format)

@@ -35,3 +35,85 @@ def lowrank_linear(
     if bias is not None:
         out = out + bias.to(torch.float64)
     return out.to(x.dtype)
+
+
+def quantize_kv_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row int8 quantisation of the last dim, as the kv_attention kernels
+    do on append: ``scale = max|x| / 127``, ``q = round_half_even(x / scale)``
+    clamped to [-127, 127]; an all-zero row gets scale 0 and q 0."""
+    x = x.to(torch.float32)
+    scale = x.abs().amax(dim=-1) / 127.0
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.round(x / safe.unsqueeze(-1)).clamp_(-127, 127)
+    return q.to(torch.int8), scale
+
+
+def _cache_rows(cache, b, positions, block_table):
+    """Rows [len(positions), Hkv, D] of sequence b's cache (contiguous or paged)."""
+    if block_table is None:
+        return cache[b, positions]
+    bs = cache.shape[1]
+    return cache[block_table[b, positions // bs].long(), positions % bs]
+
+
+def _write_cache_rows(cache, b, positions, rows, block_table):
+    if block_table is None:
+        cache[b, positions] = rows
+    else:
+        bs = cache.shape[1]
+        cache[block_table[b, positions // bs].long(), positions % bs] = rows
+
+
+def kv_attention(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    cache_seqlens: torch.Tensor,
+    k: torch.Tensor | None = None,
+    v: torch.Tensor | None = None,
+    *,
+    softmax_scale: float | None = None,
+    causal: bool = True,
+    block_table: torch.Tensor | None = None,
+    k_scale: torch.Tensor | None = None,
+    v_scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Append ``k``/``v`` into the caches in place (int8 caches: quantised by
+    :func:`quantize_kv_int8`, scales written) exactly as the op does, then
+    attend in float32 over the (dequantised) cache; returns q's dtype. A query
+    that sees no key (causal, short cache) gets zeros."""
+    B, sq, hq, d = q.shape
+    hkv = k_cache.shape[2]
+    group = hq // hkv
+    scale = d**-0.5 if softmax_scale is None else softmax_scale
+    int8 = k_cache.dtype == torch.int8
+    out = torch.zeros(B, sq, hq, d, dtype=torch.float32, device=q.device)
+    for b in range(B):
+        start = int(cache_seqlens[b])
+        if k is not None:
+            pos = torch.arange(start, start + sq, device=q.device)
+            for cache, new, sc in ((k_cache, k, k_scale), (v_cache, v, v_scale)):
+                if int8:
+                    qv, s = quantize_kv_int8(new[b])
+                    _write_cache_rows(cache, b, pos, qv, block_table)
+                    _write_cache_rows(sc, b, pos, s, block_table)
+                else:
+                    _write_cache_rows(cache, b, pos, new[b].to(cache.dtype), block_table)
+            total = start + sq
+        else:
+            total = start
+        pos = torch.arange(total, device=q.device)
+        kk = _cache_rows(k_cache, b, pos, block_table).to(torch.float32)  # [t, hkv, d]
+        vv = _cache_rows(v_cache, b, pos, block_table).to(torch.float32)
+        if int8:
+            kk = kk * _cache_rows(k_scale, b, pos, block_table).unsqueeze(-1)
+            vv = vv * _cache_rows(v_scale, b, pos, block_table).unsqueeze(-1)
+        kk = kk.repeat_interleave(group, dim=1)  # [t, hq, d]
+        vv = vv.repeat_interleave(group, dim=1)
+        s = torch.einsum("ihd,jhd->hij", q[b].to(torch.float32), kk) * scale  # [hq, sq, t]
+        if causal:
+            limit = total - sq + torch.arange(sq, device=q.device)  # last visible key of query i
+            s = s.masked_fill(pos.view(1, 1, -1) > limit.view(1, -1, 1), float("-inf"))
+        p = torch.softmax(s, dim=-1).nan_to_num(0.0)  # fully masked rows: 0
+        out[b] = torch.einsum("hij,jhd->ihd", p, vv)
+    return out.to(q.dtype)

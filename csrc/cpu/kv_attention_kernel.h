@@ -1,0 +1,164 @@
+// The CPU KV-attention task (see kv_attention_cpu.h), written once over a
+// vector-ops trait so the scalar and AVX2 builds share the algorithm and
+// differ only in the inner loops. Include only from kv_attention_scalar.cpp
+// and kv_attention_avx2.cpp.
+//
+// Per tile of kKvTileKeys keys: one pass over K fills a [rows, tile] score
+// buffer (each K row converted once, dotted with every query row of the
+// group), an online-softmax step rescales the running sums, and one pass
+// over V accumulates every row. K and V are each read once per task; the
+// query rows, scores and accumulators stay in L1/L2.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "bf16_convert.h"
+#include "kv_attention_cpu.h"
+
+namespace slimops::cpu::kv_detail {
+
+// Element offset of (position, kv head) in a cache laid out as p describes,
+// and of its scale.
+inline int64_t cache_row_offset(const KvAttentionParams& p, int64_t b, int64_t pos, int64_t h) {
+  if (p.block_table == nullptr) return b * p.cache_batch_stride + pos * p.cache_seq_stride + h * p.cache_head_stride;
+  const int64_t block = p.block_table[b * p.block_table_batch_stride + pos / p.block_size];
+  return block * p.cache_batch_stride + (pos % p.block_size) * p.cache_seq_stride + h * p.cache_head_stride;
+}
+inline int64_t scale_offset(const KvAttentionParams& p, int64_t b, int64_t pos, int64_t h) {
+  if (p.block_table == nullptr) return b * p.scale_batch_stride + pos * p.scale_seq_stride + h;
+  const int64_t block = p.block_table[b * p.block_table_batch_stride + pos / p.block_size];
+  return block * p.scale_batch_stride + (pos % p.block_size) * p.scale_seq_stride + h;
+}
+
+// Last key query position i may see: bottom-right causal alignment.
+inline int64_t last_visible_key(const KvAttentionParams& p, int64_t total, int64_t i) {
+  return p.causal ? total - p.sq + i : total - 1;
+}
+
+// Positions to prefetch ahead of use. A task walks positions in order and
+// reads every kv head of each, so its reads are one sequential stream where
+// the heads of a position are adjacent (the usual [.., S, Hkv, D] layout);
+// the hint covers the page and block breaks the hardware prefetcher stops at.
+constexpr int64_t kPrefetchPositions = 4;
+
+template <typename Ops>
+inline void prefetch_position(const KvAttentionParams& p, const void* cache, int64_t b, int64_t pos, int64_t bytes) {
+  if (p.cache_head_stride != p.d) return;  // heads not adjacent: leave it to the hardware
+  const int64_t elem = p.cache_int8 ? 1 : (p.dtype == DType::kFloat32 ? 4 : 2);
+  Ops::prefetch(static_cast<const char*>(cache) + cache_row_offset(p, b, pos, 0) * elem, bytes);
+}
+
+constexpr int64_t kKeysPerDot = 2;
+constexpr int64_t kKeysPerAxpy = 4;
+
+// The cache row (position pos, kv head h) of sequence b as float32: the
+// cache itself for float32 caches, else converted into buf (int8 rows
+// unscaled: the scale is applied to the scores / weights instead).
+template <typename Ops>
+inline const float* load_cache_row(const KvAttentionParams& p, const void* cache, int64_t b, int64_t pos, int64_t h,
+                                   float* buf) {
+  const int64_t off = cache_row_offset(p, b, pos, h);
+  if (p.cache_int8) return Ops::load_row_i8(static_cast<const int8_t*>(cache) + off, p.d, buf);
+  return Ops::load_row(cache, off, p.dtype, p.d, buf);
+}
+
+// Ops provides:
+//   prefetch(ptr, bytes): hint that [ptr, ptr + bytes) is read soon;
+//   load_row(base, off, dtype, d, buf) -> const float*: the row at base + off
+//     as float32 (the source itself for float32, else converted into buf);
+//   load_row_i8(src, d, buf) -> const float*: an int8 row as float32;
+//   dot_rows2(q, rows, d, k0, k1, out, out_stride, nk): out[r * out_stride + u] = q[r] . k_u
+//     for u < nk (nk 1 or 2; k1 is valid memory even when nk = 1);
+//   exp_shift(s, n, max, p) -> sum: p[j] = exp(s[j] - max), returns sum p;
+//   scale_row(y, d, a): y *= a;
+//   axpy_rows(acc, rows, d, coef, coef_stride, v, nv): acc[r] += sum_u coef[r * coef_stride + u] * v[u]
+//     for u < nv (nv 1 to 4).
+template <typename Ops>
+Status attend(const KvAttentionParams& p, int64_t b, int64_t j0, int64_t j1, float* scratch, KvPartial out) {
+  const int64_t group = p.hq / p.hkv, rows = kv_rows(p), d = p.d;
+  const int64_t head_rows = p.sq * group;           // rows of one kv head
+  float* qf = scratch;                              // [rows, d], pre-scaled
+  float* scores = qf + rows * d;                    // [rows, kKvTileKeys]
+  float* row_buf = scores + rows * kKvTileKeys;     // [kKeysPerAxpy, d]
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = kv_row_query(p, r), head = kv_row_head(p, r);
+    const int64_t off = b * p.q_batch_stride + i * p.q_seq_stride + head * p.q_head_stride;
+    const float* src = Ops::load_row(p.q, off, p.dtype, d, row_buf);
+    for (int64_t c = 0; c < d; ++c) qf[r * d + c] = src[c] * p.softmax_scale;
+    out.row_max[r] = -std::numeric_limits<float>::infinity();
+    out.row_sum[r] = 0.f;
+    std::fill(out.acc + r * d, out.acc + (r + 1) * d, 0.f);
+  }
+  const int64_t total = kv_total_keys(p, b);
+  // No key beyond the last one the last query may see matters.
+  j1 = std::min(j1, last_visible_key(p, total, p.sq - 1) + 1);
+  const int64_t pos_bytes = p.hkv * d * (p.cache_int8 ? 1 : (p.dtype == DType::kFloat32 ? 4 : 2));
+  for (int64_t t0 = j0; t0 < j1; t0 += kKvTileKeys) {
+    const int64_t n = std::min(kKvTileKeys, j1 - t0);
+    // Keys two at a time: each piece of the query rows loaded meets two K
+    // rows, halving the L1 traffic per multiply-add.
+    for (int64_t j = 0; j < n; j += kKeysPerDot) {
+      const int64_t nk = std::min(kKeysPerDot, n - j);
+      for (int64_t u = 0; u < nk; ++u) {
+        if (t0 + j + u + kPrefetchPositions < j1)
+          prefetch_position<Ops>(p, p.k_cache, b, t0 + j + u + kPrefetchPositions, pos_bytes);
+      }
+      for (int64_t h = 0; h < p.hkv; ++h) {
+        const float* k[kKeysPerDot];
+        for (int64_t u = 0; u < kKeysPerDot; ++u)
+          k[u] = load_cache_row<Ops>(p, p.k_cache, b, t0 + j + std::min(u, nk - 1), h, row_buf + u * d);
+        float* s = scores + h * head_rows * kKvTileKeys + j;
+        Ops::dot_rows2(qf + h * head_rows * d, head_rows, d, k[0], k[1], s, kKvTileKeys, nk);
+        if (p.cache_int8) {
+          for (int64_t u = 0; u < nk; ++u) {
+            const float ks = p.k_scale[scale_offset(p, b, t0 + j + u, h)];
+            for (int64_t r = 0; r < head_rows; ++r) s[r * kKvTileKeys + u] *= ks;
+          }
+        }
+      }
+    }
+    // Online softmax: each row's visible prefix of the tile becomes weights.
+    for (int64_t r = 0; r < rows; ++r) {
+      float* s = scores + r * kKvTileKeys;
+      const int64_t visible = std::clamp<int64_t>(last_visible_key(p, total, kv_row_query(p, r)) + 1 - t0, 0, n);
+      if (visible == 0) {
+        std::fill(s, s + n, 0.f);
+        continue;
+      }
+      float tile_max = s[0];
+      for (int64_t j = 1; j < visible; ++j) tile_max = std::max(tile_max, s[j]);
+      const float new_max = std::max(out.row_max[r], tile_max);
+      const float correction = std::exp(out.row_max[r] - new_max);  // exp(-inf) = 0 on the first tile
+      out.row_sum[r] = out.row_sum[r] * correction + Ops::exp_shift(s, visible, new_max, s);
+      std::fill(s + visible, s + n, 0.f);
+      if (correction != 1.f) Ops::scale_row(out.acc + r * d, d, correction);
+      out.row_max[r] = new_max;
+    }
+    // Values four at a time: each accumulator loaded and stored takes four
+    // multiply-adds.
+    for (int64_t j = 0; j < n; j += kKeysPerAxpy) {
+      const int64_t nv = std::min(kKeysPerAxpy, n - j);
+      for (int64_t u = 0; u < nv; ++u) {
+        if (t0 + j + u + kPrefetchPositions < j1)
+          prefetch_position<Ops>(p, p.v_cache, b, t0 + j + u + kPrefetchPositions, pos_bytes);
+      }
+      for (int64_t h = 0; h < p.hkv; ++h) {
+        const float* v[kKeysPerAxpy];
+        for (int64_t u = 0; u < nv; ++u) v[u] = load_cache_row<Ops>(p, p.v_cache, b, t0 + j + u, h, row_buf + u * d);
+        float* s = scores + h * head_rows * kKvTileKeys + j;
+        if (p.cache_int8) {
+          for (int64_t u = 0; u < nv; ++u) {
+            const float vs = p.v_scale[scale_offset(p, b, t0 + j + u, h)];
+            for (int64_t r = 0; r < head_rows; ++r) s[r * kKvTileKeys + u] *= vs;
+          }
+        }
+        Ops::axpy_rows(out.acc + h * head_rows * d, head_rows, d, s, kKvTileKeys, v, nv);
+      }
+    }
+  }
+  return Status::kOk;
+}
+
+}  // namespace slimops::cpu::kv_detail
