@@ -9,12 +9,12 @@ import torch  # noqa: F401  (loads libtorch before the extension that links agai
 from . import _C  # noqa: F401  (registers torch.ops.slimops.*)
 from . import formats, ops, reference
 from .compress import compress, load, save
-from .nn import LowRankLinear, QuantLinear
-from .ops import lowrank_linear, wo_gemm
+from .nn import KVCache, LowRankLinear, QuantLinear
+from .ops import kv_attention, lowrank_linear, wo_gemm
 
 __version__ = _C.build_info()["version"]
 
-__all__ = ["LowRankLinear", "QuantLinear", "compress", "formats", "load", "lowrank_linear", "ops", "reference", "save", "wo_gemm", "info", "__version__"]
+__all__ = ["KVCache", "LowRankLinear", "QuantLinear", "compress", "formats", "kv_attention", "load", "lowrank_linear", "ops", "reference", "save", "wo_gemm", "info", "__version__"]
 
 
 def info() -> dict:
