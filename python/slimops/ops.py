@@ -189,6 +189,12 @@ def _kv_attention_fake(q, k_cache, v_cache, cache_seqlens, k, v, softmax_scale, 
         lambda: f"{who}: q must be float32, float16 or bfloat16, got {q.dtype}",
     )
     B, sq, hq, d = q.shape
+    for name, t in (("q", q), ("k_cache", k_cache), ("v_cache", v_cache), ("k", k), ("v", v)):
+        if t is not None:
+            torch._check(
+                t.dim() == 0 or t.stride(-1) == 1,
+                lambda: f"{who}: {name} must have a contiguous last dimension (stride 1), got strides {t.stride()}",
+            )
     for name, t in (("k_cache", k_cache), ("v_cache", v_cache)):
         torch._check(t.dim() == 4, lambda: f"{who}: {name} must be 4-D, got shape {tuple(t.shape)}")
         torch._check(
