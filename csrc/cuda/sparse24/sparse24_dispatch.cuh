@@ -1,0 +1,155 @@
+// Kernel selection and split-K planning of the 2:4 sparse GEMM, shared by
+// the translation units that instantiate it (sparse24_gemm.cu: 16-bit
+// values; sparse24_int4.cu: int4 values), so that nvcc builds the two
+// halves in parallel.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "../../common/status.h"
+#include "sparse24_kernel.cuh"
+
+namespace slimops::cuda::s24 {
+
+// M buckets. Small M is bound by the bytes of W: warps own W rows only and
+// all tokens, stages are deep in k. Large M is bound by shared-memory reads
+// per mma: 128 x 128 block tiles, warps 64 W rows x 64 tokens (32 mma.sp
+// per 4 A and 8 B fragment loads a k32 step).
+//
+// Measured on H100 (tools/harness, bench/NOTES.md): for int4 values a
+// separate small-M tile with deeper stages (512 k, 4 stages, 1 block/SM; or
+// 8 warps) was no faster overall than this one; 64 x 64 warp tiles beat
+// 64 x 32 ones at large M by 5-15%.
+using TileS = Tile<4, 1, 1, 2, 256, 4, 2>;  // M <= 16: 64 W rows x 16 tokens, 128 threads
+using TileM = Tile<4, 1, 2, 8, 128, 3, 2>;  // M <= 64: 128 W rows x 64 tokens, 128 threads
+using TileL = Tile<2, 2, 4, 8, 64, 4, 1>;   // M > 64: 128 W rows x 128 tokens, warps 64 x 64
+
+constexpr int kMaxSplits = 16;
+constexpr int kMinItersPerSplit = 2;
+constexpr int kReduceCostIters = 2;
+constexpr int kMaxDevices = 64;
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+struct Plan {
+  int64_t tiles_w = 0, tiles_t = 0;
+  int iters = 0, iters_per_split = 0, splits = 1;
+  size_t counter_bytes = 0, workspace_bytes = 0;
+};
+
+// While the output tiles leave resident-block slots empty, split K until
+// they are (about) all used: at small M every block streams W at the rate
+// one SM can pull, so idle slots are lost bandwidth. Once the tiles fill a
+// wave, take the fewest waves x (iterations per split + the reduction).
+inline Plan make_plan(const Sparse24Params& p, int bw, int bt, int stage_k, int64_t slots) {
+  Plan pl;
+  pl.tiles_w = ceil_div(p.n, bw);
+  pl.tiles_t = ceil_div(p.m, bt);
+  pl.iters = int(ceil_div(p.k, stage_k));
+  const int64_t tiles = pl.tiles_w * pl.tiles_t;
+  const int max_splits = std::max(1, std::min(kMaxSplits, pl.iters / kMinItersPerSplit));
+  int splits = 1;
+  if (tiles < slots) {
+    splits = int(std::max<int64_t>(1, slots / tiles));
+  } else {
+    int64_t best = std::numeric_limits<int64_t>::max();
+    for (int s = 1; s <= max_splits; ++s) {
+      const int64_t cost = ceil_div(tiles * s, slots) * (ceil_div(pl.iters, s) + (s > 1 ? kReduceCostIters : 0));
+      if (cost < best) {
+        best = cost;
+        splits = s;
+      }
+    }
+  }
+  splits = std::max(1, std::min(splits, max_splits));
+  pl.iters_per_split = int(ceil_div(pl.iters, splits));
+  pl.splits = int(ceil_div(pl.iters, pl.iters_per_split));
+  if (pl.splits > 1) {
+    pl.counter_bytes = size_t(ceil_div(tiles * int64_t(sizeof(int)), 256) * 256);
+    pl.workspace_bytes = pl.counter_bytes + size_t(tiles) * pl.splits * bw * bt * sizeof(float);
+  }
+  return pl;
+}
+
+template <typename T, int kBits, typename Cfg, bool kZeros>
+struct Kernel {
+  static constexpr size_t kSmemBytes = Smem<Cfg, kBits, kZeros>::kBytes;
+
+  // Resident blocks per SM on the current device (0: cannot run). Queried
+  // once per device: the launch relies on the shared-memory opt-in made here.
+  static int blocks_per_sm() {
+    static std::atomic<int> cache[kMaxDevices];
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    if (dev < kMaxDevices) {
+      const int v = cache[dev].load(std::memory_order_relaxed);
+      if (v != 0) return std::max(v, 0);
+    }
+    const auto kernel = sparse24_kernel<T, kBits, Cfg, kZeros>;
+    int per_sm = 0;
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes)) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, Cfg::kThreads, kSmemBytes) != cudaSuccess) {
+      cudaGetLastError();  // leave no error behind for the fallback path
+      per_sm = 0;
+    }
+    if (dev < kMaxDevices) cache[dev].store(per_sm > 0 ? per_sm : -1, std::memory_order_relaxed);
+    return per_sm;
+  }
+
+  static Plan plan(const Sparse24Params& p, int num_sms) {
+    return make_plan(p, Cfg::kBW, Cfg::kBT, Cfg::kStageK, int64_t(std::max(num_sms, 1)) * blocks_per_sm());
+  }
+
+  static Status launch(const Sparse24Params& p, void* workspace, int num_sms, cudaStream_t stream) {
+    if (blocks_per_sm() <= 0) return Status::kUnsupported;
+    const Plan pl = plan(p, num_sms);
+    SplitK sk{pl.iters, pl.iters_per_split, pl.splits, nullptr, nullptr};
+    if (pl.splits > 1) {
+      if (workspace == nullptr || (reinterpret_cast<uintptr_t>(workspace) & 15u) != 0) return Status::kInvalidArgument;
+      sk.counters = static_cast<int*>(workspace);
+      sk.partials = reinterpret_cast<float4*>(static_cast<uint8_t*>(workspace) + pl.counter_bytes);
+      // The workspace comes uninitialised: the arrival counters start at 0.
+      if (cudaMemsetAsync(workspace, 0, pl.counter_bytes, stream) != cudaSuccess) return Status::kCudaError;
+    }
+    const dim3 grid(unsigned(pl.tiles_w), unsigned(pl.tiles_t), unsigned(pl.splits));
+    sparse24_kernel<T, kBits, Cfg, kZeros><<<grid, Cfg::kThreads, kSmemBytes, stream>>>(p, sk);
+    return cudaPeekAtLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+  }
+};
+
+// One format (element type x bits x zero points): picks the M bucket and
+// either reports the workspace size (ws_bytes != nullptr) or launches.
+template <typename T, int kBits, bool kZeros>
+Status run_format(const Sparse24Params& p, void* workspace, int num_sms, cudaStream_t stream, size_t* ws_bytes) {
+  auto go = [&](auto kernel) {
+    using K = decltype(kernel);
+    if (ws_bytes != nullptr) {
+      *ws_bytes = K::blocks_per_sm() > 0 ? K::plan(p, num_sms).workspace_bytes : 0;
+      return K::blocks_per_sm() > 0 ? Status::kOk : Status::kUnsupported;
+    }
+    return K::launch(p, workspace, num_sms, stream);
+  };
+  if (p.m <= TileS::kBT) return go(Kernel<T, kBits, TileS, kZeros>{});
+  if (p.m <= TileM::kBT) return go(Kernel<T, kBits, TileM, kZeros>{});
+  return go(Kernel<T, kBits, TileL, kZeros>{});
+}
+
+// Defined (explicitly instantiated) in sparse24_gemm.cu and sparse24_int4.cu.
+extern template Status run_format<__half, 16, false>(const Sparse24Params&, void*, int, cudaStream_t, size_t*);
+extern template Status run_format<__nv_bfloat16, 16, false>(const Sparse24Params&, void*, int, cudaStream_t, size_t*);
+extern template Status run_format<__half, 4, false>(const Sparse24Params&, void*, int, cudaStream_t, size_t*);
+extern template Status run_format<__nv_bfloat16, 4, false>(const Sparse24Params&, void*, int, cudaStream_t, size_t*);
+extern template Status run_format<__half, 4, true>(const Sparse24Params&, void*, int, cudaStream_t, size_t*);
+extern template Status run_format<__nv_bfloat16, 4, true>(const Sparse24Params&, void*, int, cudaStream_t, size_t*);
+
+}  // namespace slimops::cuda::s24

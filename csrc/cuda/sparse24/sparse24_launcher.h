@@ -1,0 +1,42 @@
+// Torch-free entry points of the CUDA 2:4 sparse matmul
+//   y = x @ W^T (+ bias),  W [n, k] 2:4 sparse in the CUDA layout
+// (python/slimops/formats/sparse24_cuda.py: to_cuda_layout), on sparse
+// tensor cores (mma.sp, sm_80+). Kernel design: sparse24_kernel.cuh.
+//
+// What applies (anything else returns Status::kUnsupported and the caller
+// takes another path, e.g. decompress + dense GEMM):
+//   - p.layout == Sparse24Layout::kCuda;
+//   - p.dtype fp16 or bf16 (x, out, and values when bits = 16);
+//   - p.bits 16, or 4 with p.scales set, p.group_size a multiple of 64 and
+//     k % group_size == 0 (zeros optional, any float);
+//   - n a multiple of 16 (n >= 16), k a multiple of 64 (64 <= k < 2^31),
+//     m >= 1 (any m up to 65535 * 128; tails are predicated);
+//   - x, values and meta 16-byte aligned, x_row_stride a multiple of 8
+//     elements and >= k; out_row_stride >= n (any out alignment);
+//   - the current device can run the kernel (sm_80 or newer).
+// All pointers are device pointers; scales, zeros and bias are float32.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+
+#include "../../common/sparse24_params.h"
+#include "../../common/status.h"
+
+namespace slimops::cuda {
+
+bool sparse24_applies(const Sparse24Params& p);
+
+// Device bytes sparse24_gemm_cuda needs as workspace (split-K partials and
+// arrival counters; 0: none) for p on a device with num_sms SMs. The
+// contents need no initialisation; it must be 16-byte aligned, unused by
+// anything else until the launch has finished (stream order), and p and
+// num_sms must be the same in both calls.
+size_t sparse24_workspace_bytes(const Sparse24Params& p, int num_sms);
+
+// Returns kCudaError if a launch failed (the error is left for the caller's
+// cudaGetLastError), kInvalidArgument for a missing workspace or output.
+Status sparse24_gemm_cuda(const Sparse24Params& p, void* workspace, int num_sms, cudaStream_t stream);
+
+}  // namespace slimops::cuda

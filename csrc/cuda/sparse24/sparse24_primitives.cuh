@@ -1,0 +1,174 @@
+// PTX wrappers the 2:4 sparse GEMM (sparse24_kernel.cuh) is built from:
+// cp.async, ldmatrix, the sparse mma (mma.sp m16n8k32), packed half/bf16
+// arithmetic and the int4 "magic number" unpacking. sm_80 or newer.
+//
+// Re-implemented here rather than shared with wo_gemm/ so that the two
+// families can evolve (and be tuned) independently.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace slimops::cuda::s24 {
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global -> shared, L1 bypassed (every byte is read once per
+// block). valid = false copies nothing and zero-fills the destination.
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+
+__device__ __forceinline__ void cp_async_4(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0)
+               : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+// Device-scope add with acquire-release: the split-K "last block" handshake.
+__device__ __forceinline__ int atomic_add_acq_rel(int* addr, int v) {
+  int old;
+  asm volatile("atom.add.acq_rel.gpu.s32 %0, [%1], %2;\n" : "=r"(old) : "l"(addr), "r"(v) : "memory");
+  return old;
+}
+
+// Four 8x8 b16 matrices; lanes 8i..8i+7 address the rows of matrix i, lane
+// l receives word l % 4 of row l / 4 of each: for x rows in shared memory
+// that is exactly the B fragment of mma.sp m16n8k32 (b_j = x[g][2t + 8j ..]).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// (a & b) | c in one lop3.
+__device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t b, uint32_t c) {
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+
+template <typename V>
+__device__ __forceinline__ uint32_t as_u32(V v) {
+  static_assert(sizeof(V) == 4, "a packed pair");
+  uint32_t u;
+  memcpy(&u, &v, 4);
+  return u;
+}
+
+// Per element type: the sparse mma, packed fma, conversions, int4 magic.
+//
+// mma.sp m16n8k32 (A 16 x 32 at 2:4, stored as 16 x 16 kept values): a0..a3
+// hold kept values of rows (g, g+8, g, g+8), groups (t, t, t+4, t+4) of the
+// 8 groups of 4 in the 32 k; b0..b3 x[token g][k = 2t + 8j, +1]; e the
+// metadata, read from lanes 4g + 2*sel and 4g + 2*sel + 1 only (sel the
+// sparsity selector): lane 4g + 2sel + c holds, for k 16c .. 16c + 15 of
+// the step, row g's four 4-bit group fields in bits 0-15 and row g + 8's in
+// bits 16-31. Two consecutive k32 steps thus share one metadata register,
+// steps 0 and 1 selecting 0 and 1. ::ordered_metadata: our fields always
+// have i0 < i1 (the canonical format guarantees it), which is what sm_90
+// runs at full speed.
+template <typename T> struct Ops;
+
+#define SLIMOPS_S24_MMA_SP(TYPE, SEL)                                                                          \
+  asm volatile("mma.sp::ordered_metadata.sync.aligned.m16n8k32.row.col.f32." TYPE "." TYPE                     \
+               ".f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9, %10, %11}, {%0, %1, %2, %3}, %12, " SEL ";\n" \
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                              \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]),     \
+                 "r"(e))
+
+template <>
+struct Ops<__half> {
+  template <int kSel>
+  __device__ static __forceinline__ void mma_sp(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[4],
+                                                uint32_t e) {
+    static_assert(kSel == 0 || kSel == 1, "m16n8k32 16-bit selectors");
+    if constexpr (kSel == 0)
+      SLIMOPS_S24_MMA_SP("f16", "0x0");
+    else
+      SLIMOPS_S24_MMA_SP("f16", "0x1");
+  }
+  __device__ static __forceinline__ uint32_t fma(uint32_t a, uint32_t b, uint32_t c) {
+    uint32_t d;
+    asm("fma.rn.f16x2 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+  }
+  __device__ static __forceinline__ uint32_t splat(float v) {
+    uint32_t d;
+    asm("cvt.rn.f16x2.f32 %0, %1, %1;\n" : "=r"(d) : "f"(v));
+    return d;
+  }
+  // lo in the low 16 bits.
+  __device__ static __forceinline__ uint32_t pack(float lo, float hi) { return as_u32(__floats2half2_rn(lo, hi)); }
+  __device__ static __forceinline__ float lo(uint32_t v) { return __low2float(*reinterpret_cast<__half2*>(&v)); }
+  __device__ static __forceinline__ float hi(uint32_t v) { return __high2float(*reinterpret_cast<__half2*>(&v)); }
+  __device__ static __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
+  static constexpr uint32_t kOnes = 0x3C003C00u;
+  // Magic 64: a nibble ORed into mantissa bits 4-7 reads as 64 + q.
+  static constexpr float kMagic = 64.f;
+  __device__ static __forceinline__ void raw_int4(uint32_t w, uint32_t (&r)[4]) {
+    const uint32_t p01 = __byte_perm(w, 0u, 0x4140u), p23 = __byte_perm(w, 0u, 0x4342u);
+    r[0] = and_or(p01 << 4, 0x00F000F0u, 0x54005400u);
+    r[1] = and_or(p23 << 4, 0x00F000F0u, 0x54005400u);
+    r[2] = and_or(p01, 0x00F000F0u, 0x54005400u);
+    r[3] = and_or(p23, 0x00F000F0u, 0x54005400u);
+  }
+};
+
+template <>
+struct Ops<__nv_bfloat16> {
+  template <int kSel>
+  __device__ static __forceinline__ void mma_sp(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[4],
+                                                uint32_t e) {
+    static_assert(kSel == 0 || kSel == 1, "m16n8k32 16-bit selectors");
+    if constexpr (kSel == 0)
+      SLIMOPS_S24_MMA_SP("bf16", "0x0");
+    else
+      SLIMOPS_S24_MMA_SP("bf16", "0x1");
+  }
+  __device__ static __forceinline__ uint32_t fma(uint32_t a, uint32_t b, uint32_t c) {
+    uint32_t d;
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+  }
+  __device__ static __forceinline__ uint32_t splat(float v) {
+    uint32_t d;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %1;\n" : "=r"(d) : "f"(v));
+    return d;
+  }
+  __device__ static __forceinline__ uint32_t pack(float lo, float hi) {
+    return as_u32(__floats2bfloat162_rn(lo, hi));
+  }
+  // bf16 -> f32 is a shift: exact and one instruction.
+  __device__ static __forceinline__ float lo(uint32_t v) { return __uint_as_float(v << 16); }
+  __device__ static __forceinline__ float hi(uint32_t v) { return __uint_as_float(v & 0xFFFF0000u); }
+  __device__ static __forceinline__ __nv_bfloat16 from_float(float v) { return __float2bfloat16_rn(v); }
+  static constexpr uint32_t kOnes = 0x3F803F80u;
+  // Magic 128: a nibble ORed into mantissa bits 0-3 reads as 128 + q.
+  static constexpr float kMagic = 128.f;
+  __device__ static __forceinline__ void raw_int4(uint32_t w, uint32_t (&r)[4]) {
+    const uint32_t p01 = __byte_perm(w, 0u, 0x4140u), p23 = __byte_perm(w, 0u, 0x4342u);
+    r[0] = and_or(p01, 0x000F000Fu, 0x43004300u);
+    r[1] = and_or(p23, 0x000F000Fu, 0x43004300u);
+    r[2] = and_or(p01 >> 4, 0x000F000Fu, 0x43004300u);
+    r[3] = and_or(p23 >> 4, 0x000F000Fu, 0x43004300u);
+  }
+};
+
+#undef SLIMOPS_S24_MMA_SP
+
+}  // namespace slimops::cuda::s24
