@@ -24,4 +24,12 @@ TORCH_LIBRARY(slimops, m) {
   m.def(
       "kv_attention(Tensor q, Tensor(a!) k_cache, Tensor(b!) v_cache, Tensor cache_seqlens, Tensor? k, Tensor? v, "
       "float? softmax_scale, bool causal, Tensor? block_table, Tensor(c!)? k_scale, Tensor(d!)? v_scale) -> Tensor");
+  // y = x @ W^T + bias with W [N, K] 2:4 sparse, compressed: bits = 16:
+  // values [N, K/2] in x's dtype; bits = 4: packed int4 kept values uint8
+  // [N, K/4] with float32 scales (zeros) [N, K/group_size]; meta uint8
+  // [N, K/8]. layout 0: canonical (CPU), 1: the CUDA kernel's order
+  // (slimops.formats.sparse24, sparse24_cuda). Output [..., N] in x's dtype.
+  m.def(
+      "sparse24_gemm(Tensor x, Tensor values, Tensor meta, Tensor? scales, Tensor? zeros, Tensor? bias, int bits, "
+      "int group_size, int layout) -> Tensor");
 }

@@ -9,12 +9,31 @@ import torch  # noqa: F401  (loads libtorch before the extension that links agai
 from . import _C  # noqa: F401  (registers torch.ops.slimops.*)
 from . import formats, ops, reference
 from .compress import compress, load, save
-from .nn import KVCache, LowRankLinear, QuantLinear
-from .ops import kv_attention, lowrank_linear, wo_gemm
+from .formats.sparse24 import prune_2_4
+from .nn import KVCache, LowRankLinear, QuantLinear, Sparse24Linear
+from .ops import kv_attention, lowrank_linear, sparse24_gemm, wo_gemm
 
 __version__ = _C.build_info()["version"]
 
-__all__ = ["KVCache", "LowRankLinear", "QuantLinear", "compress", "formats", "kv_attention", "load", "lowrank_linear", "ops", "reference", "save", "wo_gemm", "info", "__version__"]
+__all__ = [
+    "compress",
+    "formats",
+    "kv_attention",
+    "KVCache",
+    "load",
+    "lowrank_linear",
+    "LowRankLinear",
+    "ops",
+    "prune_2_4",
+    "QuantLinear",
+    "reference",
+    "save",
+    "sparse24_gemm",
+    "Sparse24Linear",
+    "wo_gemm",
+    "info",
+    "__version__",
+]
 
 
 def info() -> dict:

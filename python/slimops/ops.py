@@ -239,3 +239,59 @@ def _kv_attention_fake(q, k_cache, v_cache, cache_seqlens, k, v, softmax_scale, 
         else:
             torch._check(t is None, lambda: f"{who}: {name} is only for int8 caches (the caches are {k_cache.dtype})")
     return torch.empty_like(q, memory_format=torch.contiguous_format)
+
+
+def sparse24_gemm(
+    x: torch.Tensor,
+    values: torch.Tensor,
+    meta: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    scales: torch.Tensor | None = None,
+    zeros: torch.Tensor | None = None,
+    bits: int = 16,
+    group_size: int = 128,
+    layout: int = 0,
+) -> torch.Tensor:
+    """2:4 sparse linear ``x @ W^T + bias`` from the compressed weight.
+
+    ``values``/``meta`` are in the layouts of :mod:`slimops.formats.sparse24`
+    (``layout=0``, canonical: the CPU's) or its CUDA order (``layout=1``,
+    :func:`slimops.formats.sparse24_cuda.to_cuda_layout`: the CUDA kernel's);
+    ``bits=4`` takes packed int4 kept values with float32 ``scales`` (and
+    ``zeros``) per ``group_size`` dense columns. ``x`` is ``[..., K]``
+    (float32/bf16 on CPU, fp16/bf16 on CUDA); the output is ``[..., N]`` in
+    x's dtype. :class:`slimops.nn.Sparse24Linear` manages all of this.
+    """
+    return torch.ops.slimops.sparse24_gemm(x, values, meta, scales, zeros, bias, bits, group_size if bits == 4 else 0, layout)
+
+
+@torch.library.register_fake("slimops::sparse24_gemm")
+def _sparse24_gemm_fake(x, values, meta, scales, zeros, bias, bits, group_size, layout):
+    who = "slimops.sparse24_gemm"
+    torch._check(bits in (4, 16), lambda: f"{who}: bits must be 16 (values in x's dtype) or 4 (int4 kept values), got {bits}")
+    torch._check(layout in (0, 1), lambda: f"{who}: layout must be 0 (canonical) or 1 (CUDA), got {layout}")
+    torch._check(x.dim() >= 1, lambda: f"{who}: x must have at least 1 dimension, got a scalar")
+    torch._check(
+        x.dtype in (torch.float32, torch.float16, torch.bfloat16),
+        lambda: f"{who}: x must be float32, float16 or bfloat16, got {x.dtype}",
+    )
+    torch._check(
+        meta.dim() == 2 and meta.dtype == torch.uint8, lambda: f"{who}: meta must be uint8 [N, K/8], got {meta.dtype} {tuple(meta.shape)}"
+    )
+    n, k = meta.shape[0], meta.shape[1] * 8
+    torch._check(x.shape[-1] == k, lambda: f"{who}: x's last dimension must equal K = {k}, got x of shape {tuple(x.shape)}")
+    if bits == 16:
+        torch._check(
+            values.dtype == x.dtype and tuple(values.shape) == (n, k // 2),
+            lambda: f"{who}: values must be {x.dtype} [N, K/2] = [{n}, {k // 2}], got {values.dtype} {tuple(values.shape)}",
+        )
+    else:
+        torch._check(
+            values.dtype == torch.uint8 and tuple(values.shape) == (n, k // 4),
+            lambda: f"{who}: values must be uint8 [N, K/4] = [{n}, {k // 4}] for bits = 4, got {values.dtype} {tuple(values.shape)}",
+        )
+        torch._check(scales is not None, lambda: f"{who}: bits = 4 needs scales")
+    if bias is not None:
+        torch._check(bias.shape == (n,), lambda: f"{who}: bias must have shape [N] = [{n}], got {tuple(bias.shape)}")
+    return x.new_empty((*x.shape[:-1], n))

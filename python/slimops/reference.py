@@ -42,7 +42,10 @@ def quantize_kv_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     do on append: ``scale = max|x| / 127``, ``q = round_half_even(x / scale)``
     clamped to [-127, 127]; an all-zero row gets scale 0 and q 0."""
     x = x.to(torch.float32)
-    scale = x.abs().amax(dim=-1) / 127.0
+    # A tensor divisor: torch turns division by a Python float into a
+    # multiply by its reciprocal on CUDA, one ulp off the IEEE max / 127 the
+    # kernels compute.
+    scale = x.abs().amax(dim=-1) / torch.tensor(127.0, device=x.device)
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
     q = torch.round(x / safe.unsqueeze(-1)).clamp_(-127, 127)
     return q.to(torch.int8), scale
@@ -117,3 +120,26 @@ def kv_attention(
         p = torch.softmax(s, dim=-1).nan_to_num(0.0)  # fully masked rows: 0
         out[b] = torch.einsum("hij,jhd->ihd", p, vv)
     return out.to(q.dtype)
+
+
+def sparse24_gemm(
+    x: torch.Tensor,
+    values: torch.Tensor,
+    meta: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    scales: torch.Tensor | None = None,
+    zeros: torch.Tensor | None = None,
+    bits: int = 16,
+    group_size: int = 128,
+    layout: int = 0,
+) -> torch.Tensor:
+    """``x @ W^T + bias`` in float32 with W decompressed from the (canonical
+    or CUDA-ordered) 2:4 weight, returned in x's dtype."""
+    from .formats import sparse24, sparse24_cuda
+
+    if layout == 1:
+        values, meta = sparse24_cuda.from_cuda_layout(values, meta, bits)
+    w = sparse24.dense_weight(sparse24.Sparse24Weight(values, meta, scales, zeros), bits=bits)
+    b = None if bias is None else bias.to(torch.float32)
+    return torch.nn.functional.linear(x.to(torch.float32), w.to(x.device), b).to(x.dtype)

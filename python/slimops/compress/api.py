@@ -8,6 +8,7 @@ from torch import nn
 
 from ..nn.lowrank_linear import LowRankLinear
 from ..nn.quant_linear import QuantLinear
+from ..nn.sparse24_linear import Sparse24Linear
 
 # "int8" / "int4", optionally "-g<group size>", "-asym" and "+lr<rank>" (a
 # low-rank correction of the quantisation error). int8 defaults to one scale
@@ -19,6 +20,10 @@ _DEFAULT_GROUP = {8: -1, 4: 128}
 # "lowrank:<ratio>": truncated SVD keeping that fraction of each layer's parameters.
 _LOWRANK_PREFIX = "lowrank:"
 
+# "2:4": magnitude pruning to 2:4 sparsity; "int4+2:4[-g<group size>]": the
+# kept values also quantised to int4 (groups of 128 dense columns by default).
+_SPARSE_RECIPE = re.compile(r"^(?:int4\+)?2:4(?:-g(?P<gs>\d+))?$")
+
 
 def _parse_recipe(recipe: str):
     """The factory that builds a compressed layer from an nn.Linear, and its kwargs."""
@@ -26,12 +31,16 @@ def _parse_recipe(recipe: str):
         raise ValueError(f"slimops.compress: recipe must be a string, got {type(recipe).__name__}")
     if recipe.startswith(_LOWRANK_PREFIX):
         return LowRankLinear.from_linear, {"param_ratio": _parse_ratio(recipe), "method": "svd"}
+    sparse = _SPARSE_RECIPE.match(recipe)
+    if sparse is not None and (recipe.startswith("int4+") or sparse["gs"] is None):
+        bits = 4 if recipe.startswith("int4+") else 16
+        return Sparse24Linear.from_linear, {"prune": True, "bits": bits, "group_size": int(sparse["gs"] or 128)}
     m = _QUANT_RECIPE.match(recipe)
     if m is None:
         raise ValueError(
             f"slimops.compress: unknown recipe {recipe!r}; supported: 'int8', 'int4', "
             "with optional '-g<group size>', '-asym' and '+lr<rank>' (e.g. 'int4-g64-asym', 'int4+lr64'), and 'lowrank:<ratio>' "
-            "with 0 < ratio < 1 (e.g. 'lowrank:0.5')"
+            "with 0 < ratio < 1 (e.g. 'lowrank:0.5'), '2:4' and 'int4+2:4[-g<group size>]'"
         )
     bits = int(m["bits"])
     return QuantLinear.from_linear, {
@@ -69,7 +78,8 @@ def compress(model: nn.Module, recipe: str = "int8", *, skip=("lm_head",)) -> nn
     """Replace every ``nn.Linear`` in ``model`` not named in ``skip`` by its
     compressed counterpart, in place, and return ``model``: a QuantLinear for
     ``"int8"``/``"int4..."``, a LowRankLinear (truncated SVD) for
-    ``"lowrank:<ratio>"``."""
+    ``"lowrank:<ratio>"``, a Sparse24Linear (magnitude-pruned) for ``"2:4"``
+    and ``"int4+2:4"``."""
     if isinstance(skip, str):
         skip = (skip,)
     factory, kwargs = _parse_recipe(recipe)

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..nn.lowrank_linear import LowRankLinear
 from ..nn.quant_linear import QuantLinear
+from ..nn.sparse24_linear import Sparse24Linear
 
 FORMAT = "slimops"
 VERSION = 1
@@ -44,6 +45,17 @@ def _lowrank_config(m: LowRankLinear) -> dict:
     }
 
 
+def _sparse24_config(m: Sparse24Linear) -> dict:
+    return {
+        "in_features": m.in_features,
+        "out_features": m.out_features,
+        "bias": m.bias is not None,
+        "bits": m.bits,
+        "group_size": m.group_size,
+        "dtype": str(m.dtype),
+    }
+
+
 # type name -> (class, config of an instance, constructor from a config)
 _MODULES = {
     "QuantLinear": (
@@ -60,6 +72,14 @@ _MODULES = {
         _lowrank_config,
         lambda c, device: LowRankLinear(
             c["in_features"], c["out_features"], c["rank"], bias=c["bias"], device=device, dtype=_dtype(c["dtype"])
+        ),
+    ),
+    "Sparse24Linear": (
+        Sparse24Linear,
+        _sparse24_config,
+        lambda c, device: Sparse24Linear(
+            c["in_features"], c["out_features"], bias=c["bias"], bits=c["bits"], group_size=c["group_size"],
+            device=device, dtype=_dtype(c["dtype"]),
         ),
     ),
 }

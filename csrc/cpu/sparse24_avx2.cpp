@@ -1,0 +1,197 @@
+// AVX2 2:4 sparse matmul. The weight streams from memory once per block of
+// x rows at 9/16 of its dense bytes (fp32: half the values plus 1/16 for
+// metadata): per 8 dense columns, 4 kept values are placed into their
+// columns with one cross-lane permute and one mask, both looked up by the
+// metadata byte (256 entries, 16 KiB: L1/L2-resident), then meet x with
+// dense FMAs. That spends as many FMAs as dense, but decode-sized M is
+// bound by the weight bytes, not by the FMAs.
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "avx2_helpers.h"
+#include "sparse24_cpu.h"
+
+namespace slimops::cpu {
+namespace {
+
+using avx2::hsum_f32x8;
+using avx2::load_bf16x8_as_f32;
+
+// For a metadata byte (two groups of 4 columns): the source lane (0..3 of
+// the 4 kept values) of each of the 8 columns, and a mask of the kept ones.
+struct ExpandEntry {
+  alignas(32) int32_t lane[8];
+  alignas(32) uint32_t keep[8];
+};
+
+struct ExpandTable {
+  ExpandEntry e[256];
+  ExpandTable() {
+    for (int byte = 0; byte < 256; ++byte) {
+      for (int col = 0; col < 8; ++col) {
+        const int group = col / 4, nib = (byte >> (4 * group)) & 0xF;
+        const int i0 = nib & 3, i1 = nib >> 2, c = col % 4;
+        e[byte].lane[col] = c == i0 ? 2 * group : (c == i1 ? 2 * group + 1 : 0);
+        e[byte].keep[col] = (c == i0 || c == i1) ? 0xFFFFFFFFu : 0u;
+      }
+    }
+  }
+};
+
+const ExpandTable& expand_table() {
+  static const ExpandTable table;
+  return table;
+}
+
+// 4 kept values (fp32 or bf16) into the low half of a vector.
+template <DType kDt>
+inline __m256 load4(const void* values, int64_t i) {
+  if constexpr (kDt == DType::kFloat32) {
+    return _mm256_castps128_ps256(_mm_loadu_ps(static_cast<const float*>(values) + i));
+  } else {
+    const __m128i h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(values) + i));
+    return _mm256_castps128_ps256(_mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16)));
+  }
+}
+
+// The 8 dense weights of columns 8j .. 8j + 7.
+template <DType kDt>
+inline __m256 expand8(const void* values, int64_t vi, uint8_t meta, const ExpandTable& t) {
+  const ExpandEntry& e = t.e[meta];
+  const __m256 placed = _mm256_permutevar8x32_ps(load4<kDt>(values, vi), _mm256_load_si256(reinterpret_cast<const __m256i*>(e.lane)));
+  return _mm256_and_ps(placed, _mm256_load_ps(reinterpret_cast<const float*>(e.keep)));
+}
+
+// Output column n for MR rows of x: each expanded piece of W meets MR rows,
+// two accumulators per row for FMA latency.
+template <DType kDt, int MR>
+void row_block(const Sparse24Params& p, int64_t n, int64_t m0, const ExpandTable& t) {
+  const float* x = static_cast<const float*>(p.x) + m0 * p.x_row_stride;
+  const uint8_t* meta = p.meta + n * (p.k / 8);
+  const int64_t vbase = n * (p.k / 2);
+  __m256 acc0[MR], acc1[MR];
+  for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
+  // Software prefetch a few cache lines ahead in both streams: the kept
+  // values and the metadata each cross a page every few hundred
+  // iterations, where the hardware streamers stop and must retrain, and
+  // every metadata miss stalls the table lookups that depend on it.
+  constexpr int64_t kAheadBytes = 1024;
+  const int64_t vbytes = kDt == DType::kFloat32 ? 4 : 2;
+  const char* vrow = static_cast<const char*>(p.values) + vbase * vbytes;
+  int64_t j = 0;
+  for (; j + 2 <= p.k / 8; j += 2) {
+    if ((j * 4 * vbytes) % 64 == 0) _mm_prefetch(vrow + j * 4 * vbytes + kAheadBytes, _MM_HINT_T0);
+    if (j % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(meta) + j + kAheadBytes / 4, _MM_HINT_T0);
+    const __m256 w0 = expand8<kDt>(p.values, vbase + 4 * j, meta[j], t);
+    const __m256 w1 = expand8<kDt>(p.values, vbase + 4 * j + 4, meta[j + 1], t);
+    for (int r = 0; r < MR; ++r) {
+      acc0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + r * p.x_row_stride + 8 * j), acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + r * p.x_row_stride + 8 * j + 8), acc1[r]);
+    }
+  }
+  if (j < p.k / 8) {
+    const __m256 w0 = expand8<kDt>(p.values, vbase + 4 * j, meta[j], t);
+    for (int r = 0; r < MR; ++r) acc0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + r * p.x_row_stride + 8 * j), acc0[r]);
+  }
+  float* out = static_cast<float*>(p.out);
+  for (int r = 0; r < MR; ++r)
+    out[(m0 + r) * p.out_row_stride + n] = hsum_f32x8(_mm256_add_ps(acc0[r], acc1[r])) + (p.bias ? p.bias[n] : 0.f);
+}
+
+template <DType kDt>
+void rows(const Sparse24Params& p, int64_t n0, int64_t n1) {
+  const ExpandTable& t = expand_table();
+  for (int64_t n = n0; n < n1; ++n) {
+    int64_t m = 0;
+    for (; m + 4 <= p.m; m += 4) row_block<kDt, 4>(p, n, m, t);
+    switch (p.m - m) {
+      case 3: row_block<kDt, 3>(p, n, m, t); break;
+      case 2: row_block<kDt, 2>(p, n, m, t); break;
+      case 1: row_block<kDt, 1>(p, n, m, t); break;
+      default: break;
+    }
+  }
+}
+
+// Larger M: x transposed into blocks of 16 rows, xt [mblocks][k][16], so
+// each kept value is broadcast once and meets 16 rows of x with two FMAs:
+// the FMAs spent are the sparse count (half of dense), which is what binds
+// once the weight is reused across many rows.
+template <DType kDt>
+void rows_xt(const Sparse24Params& p, const float* xt, int64_t mblocks, int64_t n0, int64_t n1) {
+  const int64_t half = p.k / 2, groups = p.k / 4;
+  float* out = static_cast<float*>(p.out);
+  for (int64_t mb = 0; mb < mblocks; ++mb) {
+    const float* xb = xt + mb * p.k * 16;
+    const int64_t mrows = std::min<int64_t>(16, p.m - mb * 16);
+    for (int64_t n = n0; n < n1; ++n) {
+      const uint8_t* meta = p.meta + n * (p.k / 8);
+      const int64_t vbase = n * half;
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+      for (int64_t g = 0; g < groups; g += 2) {
+        const unsigned byte = meta[g / 2];
+        float v[4];
+        for (int t = 0; t < 4; ++t) {
+          if constexpr (kDt == DType::kFloat32) {
+            v[t] = static_cast<const float*>(p.values)[vbase + 2 * g + t];
+          } else {
+            const uint32_t bits = static_cast<uint32_t>(static_cast<const uint16_t*>(p.values)[vbase + 2 * g + t]) << 16;
+            std::memcpy(&v[t], &bits, 4);
+          }
+        }
+        const float* x0 = xb + (4 * g + (byte & 3)) * 16;
+        const float* x1 = xb + (4 * g + ((byte >> 2) & 3)) * 16;
+        const float* x2 = xb + (4 * g + 4 + ((byte >> 4) & 3)) * 16;
+        const float* x3 = xb + (4 * g + 4 + (byte >> 6)) * 16;
+        const __m256 w0 = _mm256_set1_ps(v[0]), w1 = _mm256_set1_ps(v[1]);
+        const __m256 w2 = _mm256_set1_ps(v[2]), w3 = _mm256_set1_ps(v[3]);
+        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0), a0);
+        a1 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + 8), a1);
+        b0 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x1), b0);
+        b1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x1 + 8), b1);
+        a0 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x2), a0);
+        a1 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x2 + 8), a1);
+        b0 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x3), b0);
+        b1 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x3 + 8), b1);
+      }
+      alignas(32) float sums[16];
+      _mm256_store_ps(sums, _mm256_add_ps(a0, b0));
+      _mm256_store_ps(sums + 8, _mm256_add_ps(a1, b1));
+      const float bias = p.bias ? p.bias[n] : 0.f;
+      for (int64_t r = 0; r < mrows; ++r) out[(mb * 16 + r) * p.out_row_stride + n] = sums[r] + bias;
+    }
+  }
+}
+
+}  // namespace
+
+Status sparse24_rows_xt_avx2(const Sparse24Params& p, const float* xt, int64_t n0, int64_t n1) {
+  const Status st = check_sparse24_cpu_params(p, n0, n1);
+  if (st != Status::kOk) return st;
+  const int64_t mblocks = (p.m + 15) / 16;
+  if (p.dtype == DType::kFloat32) {
+    rows_xt<DType::kFloat32>(p, xt, mblocks, n0, n1);
+  } else {
+    rows_xt<DType::kBFloat16>(p, xt, mblocks, n0, n1);
+  }
+  return Status::kOk;
+}
+
+Status sparse24_rows_avx2(const Sparse24Params& p, int64_t n0, int64_t n1) {
+  const Status st = check_sparse24_cpu_params(p, n0, n1);
+  if (st != Status::kOk) return st;
+  if (p.dtype == DType::kFloat32) {
+    rows<DType::kFloat32>(p, n0, n1);
+  } else {
+    rows<DType::kBFloat16>(p, n0, n1);
+  }
+  return Status::kOk;
+}
+
+}  // namespace slimops::cpu
+
+#endif

@@ -1,0 +1,74 @@
+// CUDA implementation of slimops::sparse24_gemm: checks, device guard and
+// stream, split-K workspace, then the torch-free sparse tensor-core kernel
+// (csrc/cuda/sparse24). Built only when torch has CUDA.
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <string>
+
+#include "../cuda/sparse24/sparse24_launcher.h"
+#include "sparse24_args.h"
+#include "wo_gemm_args.h"
+
+namespace slimops {
+namespace {
+
+constexpr const char* kOp = "slimops.sparse24_gemm (CUDA)";
+
+at::Tensor sparse24_gemm_cuda(const at::Tensor& x, const at::Tensor& values, const at::Tensor& meta,
+                              const c10::optional<at::Tensor>& scales, const c10::optional<at::Tensor>& zeros,
+                              const c10::optional<at::Tensor>& bias, int64_t bits, int64_t group_size, int64_t layout) {
+  TORCH_CHECK(x.is_cuda(), kOp, ": x must be a CUDA tensor, got ", x.device());
+  const Sparse24Shape s = check_sparse24_args(x, values, meta, scales, zeros, bias, bits, group_size, layout);
+  TORCH_CHECK(layout == 1, kOp, ": the CUDA kernel reads the CUDA layout (1), got layout ", layout,
+              " (convert with slimops.formats.sparse24_cuda.to_cuda_layout)");
+  TORCH_CHECK(x.scalar_type() != at::kFloat, kOp, ": x must be float16 or bfloat16 on CUDA, got float32");
+  TORCH_CHECK(s.n % 16 == 0 && s.k % 64 == 0, kOp, ": the CUDA kernel needs N % 16 == 0 and K % 64 == 0, got N = ",
+              s.n, ", K = ", s.k);
+  const c10::cuda::CUDAGuard guard(x.device());
+  if (s.m == 0) return at::empty(s.out_sizes, x.options());
+  at::Tensor x2 = x.reshape({s.m, s.k});
+  if (x2.stride(1) != 1 || x2.stride(0) % 8 != 0 || reinterpret_cast<uintptr_t>(x2.data_ptr()) % 16 != 0)
+    x2 = x2.contiguous();
+  at::Tensor out = at::empty({s.m, s.n}, x.options());
+  c10::optional<at::Tensor> bias32;
+  if (bias.has_value()) bias32 = bias->to(at::kFloat).contiguous();
+
+  Sparse24Params p;
+  p.x = x2.data_ptr();
+  p.values = values.data_ptr();
+  p.meta = meta.data_ptr<uint8_t>();
+  p.scales = scales.has_value() ? scales->data_ptr<float>() : nullptr;
+  p.zeros = zeros.has_value() ? zeros->data_ptr<float>() : nullptr;
+  p.bias = bias32.has_value() ? bias32->data_ptr<float>() : nullptr;
+  p.out = out.data_ptr();
+  p.m = s.m;
+  p.n = s.n;
+  p.k = s.k;
+  p.x_row_stride = x2.stride(0);
+  p.out_row_stride = s.n;
+  p.bits = static_cast<int>(bits);
+  p.group_size = bits == 4 ? group_size : 0;
+  p.dtype = kernel_dtype(x, "x");
+  p.layout = Sparse24Layout::kCuda;
+  TORCH_CHECK(cuda::sparse24_applies(p), kOp, ": the kernel does not take this case (needs 16-byte aligned values "
+              "and meta, an sm_80+ device)");
+  const int num_sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const size_t ws_bytes = cuda::sparse24_workspace_bytes(p, num_sms);
+  at::Tensor ws;
+  if (ws_bytes > 0) ws = at::empty({static_cast<int64_t>(ws_bytes)}, x.options().dtype(at::kByte));
+  const Status st = cuda::sparse24_gemm_cuda(p, ws_bytes > 0 ? ws.data_ptr() : nullptr, num_sms,
+                                             c10::cuda::getCurrentCUDAStream().stream());
+  TORCH_CHECK(st == Status::kOk, kOp, ": kernel launch failed: ", status_string(st),
+              st == Status::kCudaError ? std::string(" (") + cudaGetErrorString(cudaGetLastError()) + ")"
+                                       : std::string());
+  return out.view(s.out_sizes);
+}
+
+}  // namespace
+}  // namespace slimops
+
+TORCH_LIBRARY_IMPL(slimops, CUDA, m) { m.impl("sparse24_gemm", &slimops::sparse24_gemm_cuda); }
