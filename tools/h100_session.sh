@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device-tool session on the GPU box, in one call (device time is
 # scarce): build, CUDA tests, compute-sanitizer, benchmarks. Logs and tables
-# go under $OUT. Usage: bash tools/h100_session.sh [build] [test] [sanitize] [bench] [bench-paths]
+# go under $OUT. Usage: bash tools/h100_session.sh [build] [test] [sanitize] [sanitize-new] [bench]
+# [bench-attn] [bench-sparse] [bench-paths]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/slimops_out}
@@ -31,6 +32,25 @@ for step in $steps; do
           --markdown "$OUT/gemm_int${bits}_cuda_h100.md" > "$OUT/bench_int${bits}.log" 2>&1
         tail -48 "$OUT/bench_int${bits}.log" | grep -E "^\|" | cut -d'|' -f2-3,5-
       done ;;
+    sanitize-new)
+      # The kv_attention and sparse24 CUDA tests: memcheck on a subset, and
+      # racecheck on the attention kernels (shared-memory pipelines).
+      timeout "${SANITIZE_TIMEOUT:-200}" compute-sanitizer --tool memcheck --error-exitcode 1 python3 -m pytest -q \
+        -p no:cacheprovider tests/test_kv_attention.py tests/test_sparse24.py -k "cuda and not opcheck and ${SANITIZE_NEW_K:-not 64-}" \
+        > "$OUT/memcheck_new.log" 2>&1
+      echo "memcheck exit $?"; grep -E "ERROR SUMMARY|passed|failed" "$OUT/memcheck_new.log" | tail -3
+      timeout "${RACECHECK_TIMEOUT:-120}" compute-sanitizer --tool racecheck --error-exitcode 1 python3 -m pytest -q \
+        -p no:cacheprovider tests/test_kv_attention.py -k "cuda and (ragged or long_context or heads_and_masking)" \
+        > "$OUT/racecheck_kv.log" 2>&1
+      echo "racecheck exit $?"; grep -E "RACECHECK SUMMARY|passed|failed" "$OUT/racecheck_kv.log" | tail -3 ;;
+    bench-attn)
+      python3 -m slimops.cli bench attention --device cuda --json "$OUT/attention_cuda_h100.json" \
+        --markdown "$OUT/attention_cuda_h100.md" > "$OUT/bench_attention.log" 2>&1
+      grep -E "^\|" "$OUT/bench_attention.log" | tail -30 ;;
+    bench-sparse)
+      python3 -m slimops.cli bench sparse24 --device cuda --json "$OUT/sparse24_cuda_h100.json" \
+        --markdown "$OUT/sparse24_cuda_h100.md" > "$OUT/bench_sparse24.log" 2>&1
+      grep -E "^\|" "$OUT/bench_sparse24.log" | tail -50 ;;
     bench-paths)
       # Every CUDA path at every M, to set the dispatch thresholds.
       for path in gemv mma dense; do
