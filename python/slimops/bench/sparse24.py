@@ -86,14 +86,14 @@ def build_problems(args) -> tuple[str, list[Problem]]:
                 for name, wsp in ws.items():
                     if wsp is not None and _runs(lambda x=x, wsp=wsp: F.linear(x, wsp)):
                         impls.append(Impl(f"torch 2:4 {name}", lambda x=x, wsp=wsp: F.linear(x, wsp)))
-                impls.append(Impl("slimops 2:4", lambda x=x: ours(x), ours=True))
-                verify = lambda x=x, w=w: rel_error(ours(x), F.linear(x.float(), w.float()))  # noqa: E731
+                impls.append(Impl("slimops 2:4", lambda x=x, ours=ours: ours(x), ours=True))
+                verify = lambda x=x, w=w, ours=ours: rel_error(ours(x), F.linear(x.float(), w.float()))  # noqa: E731
                 # Kept values (bf16) and 2-bit positions: 9/16 of the dense bytes.
                 problems.append(Problem({"K x N": f"{k}x{n}", "weights": "2:4 bf16", "M": m}, impls, n * k * 9 // 8 + 2 * m * (k + n), verify))
                 if ours4 is not None:
                     w4 = ours4.dequantize()
-                    impls4 = [Impl("cuBLAS bf16", lambda x=x, w=w: F.linear(x, w)), Impl("slimops int4+2:4", lambda x=x: ours4(x), ours=True)]
-                    verify4 = lambda x=x, w4=w4: rel_error(ours4(x), F.linear(x.float(), w4.float()))  # noqa: E731
+                    impls4 = [Impl("cuBLAS bf16", lambda x=x, w=w: F.linear(x, w)), Impl("slimops int4+2:4", lambda x=x, ours4=ours4: ours4(x), ours=True)]
+                    verify4 = lambda x=x, w4=w4, ours4=ours4: rel_error(ours4(x), F.linear(x.float(), w4.float()))  # noqa: E731
                     # int4 kept values, positions, fp32 scales per 128: ~0.41 bytes per weight.
                     problems.append(Problem({"K x N": f"{k}x{n}", "weights": "int4+2:4", "M": m}, impls4,
                                             n * k // 4 + n * k // 8 + n * (k // 128) * 4 + 2 * m * (k + n), verify4))

@@ -108,6 +108,8 @@ def _make_classes():
             shape = (batch_size, max_len, hkv, d)
             self.keys = torch.zeros(shape, dtype=dtype, device=device)
             self.values = torch.zeros(shape, dtype=dtype, device=device)
+            # The storage's own device: "cuda" names no index, the tensors' does.
+            self.device = self.keys.device
             if dtype == torch.int8:
                 self.k_scale = torch.zeros(shape[:3], dtype=torch.float32, device=device)
                 self.v_scale = torch.zeros(shape[:3], dtype=torch.float32, device=device)
@@ -180,7 +182,8 @@ def _make_classes():
                 raise ValueError(f"slimops.KVCache: batch_size and max_len must be >= 1, got {batch_size}, {max_len}")
             n_layers, hkv, d = _model_dims(config)
             super().__init__(layers=[KVCacheLayer(batch_size, max_len, hkv, d, dtype, device) for _ in range(n_layers)])
-            self.max_len, self.dtype, self.device = max_len, dtype, torch.device(device)
+            self.max_len, self.dtype = max_len, dtype
+            self.device = self.layers[0].device if self.layers else torch.device(device)
 
         def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
             """Validates the new ``[B, Hkv, Sq, D]`` states and records them for the
