@@ -29,8 +29,10 @@ bench: build
 		$(PYTHON) -m slimops.cli bench gemm --bits $$bits --device $(DEVICE) \
 			--json $(RESULTS)/gemm_int$${bits}_$(DEVICE).json --markdown $(RESULTS)/gemm_int$${bits}_$(DEVICE).md || exit 1; \
 	done
-	$(PYTHON) -m slimops.cli bench lowrank --device $(DEVICE) \
-		--json $(RESULTS)/lowrank_$(DEVICE).json --markdown $(RESULTS)/lowrank_$(DEVICE).md
+	for family in lowrank sparse24 attention; do \
+		$(PYTHON) -m slimops.cli bench $$family --device $(DEVICE) \
+			--json $(RESULTS)/$${family}_$(DEVICE).json --markdown $(RESULTS)/$${family}_$(DEVICE).md || exit 1; \
+	done
 
 # Every CUDA kernel source for sm_80 and sm_90a, no torch or GPU needed.
 cuda-check:
