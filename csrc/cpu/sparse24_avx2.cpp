@@ -131,36 +131,32 @@ void rows_xt(const Sparse24Params& p, const float* xt, int64_t mblocks, int64_t 
     for (int64_t n = n0; n < n1; ++n) {
       const uint8_t* meta = p.meta + n * (p.k / 8);
       const int64_t vbase = n * half;
-      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+      // One accumulator pair per kept slot of the two groups: each FMA chain
+      // then takes one FMA per iteration, so the loop runs at FMA throughput
+      // instead of waiting on FMA latency.
+      __m256 acc[4][2];
+      for (auto& a : acc) a[0] = a[1] = _mm256_setzero_ps();
       for (int64_t g = 0; g < groups; g += 2) {
         const unsigned byte = meta[g / 2];
-        float v[4];
+        const int64_t col[4] = {4 * g + (byte & 3), 4 * g + ((byte >> 2) & 3), 4 * g + 4 + ((byte >> 4) & 3),
+                                4 * g + 4 + (byte >> 6)};
         for (int t = 0; t < 4; ++t) {
+          float v;
           if constexpr (kDt == DType::kFloat32) {
-            v[t] = static_cast<const float*>(p.values)[vbase + 2 * g + t];
+            v = static_cast<const float*>(p.values)[vbase + 2 * g + t];
           } else {
             const uint32_t bits = static_cast<uint32_t>(static_cast<const uint16_t*>(p.values)[vbase + 2 * g + t]) << 16;
-            std::memcpy(&v[t], &bits, 4);
+            std::memcpy(&v, &bits, 4);
           }
+          const __m256 w = _mm256_set1_ps(v);
+          const float* xr = xb + col[t] * 16;
+          acc[t][0] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xr), acc[t][0]);
+          acc[t][1] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xr + 8), acc[t][1]);
         }
-        const float* x0 = xb + (4 * g + (byte & 3)) * 16;
-        const float* x1 = xb + (4 * g + ((byte >> 2) & 3)) * 16;
-        const float* x2 = xb + (4 * g + 4 + ((byte >> 4) & 3)) * 16;
-        const float* x3 = xb + (4 * g + 4 + (byte >> 6)) * 16;
-        const __m256 w0 = _mm256_set1_ps(v[0]), w1 = _mm256_set1_ps(v[1]);
-        const __m256 w2 = _mm256_set1_ps(v[2]), w3 = _mm256_set1_ps(v[3]);
-        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0), a0);
-        a1 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + 8), a1);
-        b0 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x1), b0);
-        b1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x1 + 8), b1);
-        a0 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x2), a0);
-        a1 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x2 + 8), a1);
-        b0 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x3), b0);
-        b1 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x3 + 8), b1);
       }
       alignas(32) float sums[16];
-      _mm256_store_ps(sums, _mm256_add_ps(a0, b0));
-      _mm256_store_ps(sums + 8, _mm256_add_ps(a1, b1));
+      _mm256_store_ps(sums, _mm256_add_ps(_mm256_add_ps(acc[0][0], acc[1][0]), _mm256_add_ps(acc[2][0], acc[3][0])));
+      _mm256_store_ps(sums + 8, _mm256_add_ps(_mm256_add_ps(acc[0][1], acc[1][1]), _mm256_add_ps(acc[2][1], acc[3][1])));
       const float bias = p.bias ? p.bias[n] : 0.f;
       for (int64_t r = 0; r < mrows; ++r) out[(mb * 16 + r) * p.out_row_stride + n] = sums[r] + bias;
     }

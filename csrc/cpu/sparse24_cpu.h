@@ -19,6 +19,9 @@ Status sparse24_rows_avx2(const Sparse24Params& p, int64_t n0, int64_t n1);
 // The same for larger M from x transposed in blocks of 16 rows:
 // xt [ceil(m / 16)][k][16] float32, rows past m zero (p.x is not read).
 Status sparse24_rows_xt_avx2(const Sparse24Params& p, const float* xt, int64_t n0, int64_t n1);
+// AVX-512 versions of both (call only when cpu_supports(kAvx512Vnni)).
+Status sparse24_rows_avx512(const Sparse24Params& p, int64_t n0, int64_t n1);
+Status sparse24_rows_xt_avx512(const Sparse24Params& p, const float* xt, int64_t n0, int64_t n1);
 
 inline Status check_sparse24_cpu_params(const Sparse24Params& p, int64_t n0, int64_t n1) {
   if (p.bits != 16 || p.layout != Sparse24Layout::kCanonical) return Status::kUnsupported;

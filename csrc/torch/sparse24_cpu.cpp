@@ -64,7 +64,8 @@ at::Tensor sparse24_gemm_cpu(const at::Tensor& x, const at::Tensor& values, cons
   p.dtype = kernel_dtype(kept, "values");
   p.layout = Sparse24Layout::kCanonical;
 
-  const bool avx2 = cpu::selected_cpu_isa() >= cpu::CpuIsa::kAvx2;
+  const cpu::CpuIsa isa = cpu::selected_cpu_isa();
+  const bool avx512 = isa >= cpu::CpuIsa::kAvx512Vnni, avx2 = isa >= cpu::CpuIsa::kAvx2;
   const bool transposed = avx2 && s.m >= kTransposedFromM;
   at::Tensor xt;
   if (transposed) {
@@ -78,9 +79,15 @@ at::Tensor sparse24_gemm_cpu(const at::Tensor& x, const at::Tensor& values, cons
   const int64_t tasks = (s.n + kColumnsPerTask - 1) / kColumnsPerTask;
   at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
     const int64_t n0 = t0 * kColumnsPerTask, n1 = std::min(t1 * kColumnsPerTask, s.n);
-    const Status st = transposed ? cpu::sparse24_rows_xt_avx2(p, xt.data_ptr<float>(), n0, n1)
-                      : avx2     ? cpu::sparse24_rows_avx2(p, n0, n1)
-                                 : cpu::sparse24_rows_scalar(p, n0, n1);
+    Status st;
+    if (transposed) {
+      st = avx512 ? cpu::sparse24_rows_xt_avx512(p, xt.data_ptr<float>(), n0, n1)
+                  : cpu::sparse24_rows_xt_avx2(p, xt.data_ptr<float>(), n0, n1);
+    } else {
+      st = avx512 ? cpu::sparse24_rows_avx512(p, n0, n1)
+           : avx2 ? cpu::sparse24_rows_avx2(p, n0, n1)
+                  : cpu::sparse24_rows_scalar(p, n0, n1);
+    }
     if (st != Status::kOk) status.store(static_cast<int>(st));
   });
   const Status st = static_cast<Status>(status.load());

@@ -1,0 +1,211 @@
+// AVX-512 2:4 sparse matmul: the same two plans as sparse24_avx2.cpp, with
+// the instructions AVX-512 adds for exactly this shape of work:
+//   - small M: vexpandps places 8 consecutive kept values into the 16 dense
+//     columns their metadata marks (a mask from two table lookups), one
+//     instruction instead of a permute, a mask and two table loads per 8
+//     columns;
+//   - larger M: x transposed in blocks of 16 rows is one zmm per column, so a
+//     kept value meets 16 rows in one FMA (its broadcast folded into the FMA).
+// Compiled with the AVX-512 flags of wo_gemm_i16_avx512vnni.cpp; call only
+// when cpu_supports(kAvx512Vnni) (which implies AVX-512 F/BW).
+#include "sparse24_cpu.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "avx2_helpers.h"
+
+namespace slimops::cpu {
+namespace {
+
+// Metadata byte (two groups) -> the 8-bit mask of its kept columns.
+struct KeptMaskTable {
+  uint8_t mask[256];
+  KeptMaskTable() {
+    for (int byte = 0; byte < 256; ++byte) {
+      uint8_t m = 0;
+      for (int group = 0; group < 2; ++group) {
+        const int nib = (byte >> (4 * group)) & 0xF;
+        m |= static_cast<uint8_t>(((1u << (nib & 3)) | (1u << (nib >> 2))) << (4 * group));
+      }
+      mask[byte] = m;
+    }
+  }
+};
+
+const KeptMaskTable& kept_mask_table() {
+  static const KeptMaskTable table;
+  return table;
+}
+
+// The 16 dense weights of columns 16j .. 16j + 15 (8 kept values from vi).
+template <DType kDt>
+inline __m512 expand16(const void* values, int64_t vi, const uint8_t* meta, int64_t j, const KeptMaskTable& t) {
+  const __mmask16 m = static_cast<__mmask16>(t.mask[meta[2 * j]] | (t.mask[meta[2 * j + 1]] << 8));
+  if constexpr (kDt == DType::kFloat32) {
+    return _mm512_maskz_expandloadu_ps(m, static_cast<const float*>(values) + vi);
+  } else {
+    const __m256 v = avx2::load_bf16x8_as_f32(static_cast<const uint16_t*>(values) + vi);
+    return _mm512_maskz_expand_ps(m, _mm512_castps256_ps512(v));
+  }
+}
+
+template <DType kDt, int MR>
+void row_block(const Sparse24Params& p, int64_t n, int64_t m0, const KeptMaskTable& t) {
+  const float* x = static_cast<const float*>(p.x) + m0 * p.x_row_stride;
+  const uint8_t* meta = p.meta + n * (p.k / 8);
+  const int64_t vbase = n * (p.k / 2);
+  const int64_t vbytes = kDt == DType::kFloat32 ? 4 : 2;
+  const char* vrow = static_cast<const char*>(p.values) + vbase * vbytes;
+  __m512 acc0[MR], acc1[MR];
+  for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
+  const int64_t blocks = p.k / 16;
+  int64_t j = 0;
+  for (; j + 2 <= blocks; j += 2) {
+    // Both streams prefetched ahead (see sparse24_avx2.cpp).
+    if ((j * 8 * vbytes) % 64 == 0) _mm_prefetch(vrow + j * 8 * vbytes + 1024, _MM_HINT_T0);
+    if (j % 32 == 0) _mm_prefetch(reinterpret_cast<const char*>(meta) + 2 * j + 256, _MM_HINT_T0);
+    const __m512 w0 = expand16<kDt>(p.values, vbase + 8 * j, meta, j, t);
+    const __m512 w1 = expand16<kDt>(p.values, vbase + 8 * j + 8, meta, j + 1, t);
+    for (int r = 0; r < MR; ++r) {
+      acc0[r] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + r * p.x_row_stride + 16 * j), acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + r * p.x_row_stride + 16 * j + 16), acc1[r]);
+    }
+  }
+  float tail[MR] = {};
+  if (j < blocks) {
+    const __m512 w0 = expand16<kDt>(p.values, vbase + 8 * j, meta, j, t);
+    for (int r = 0; r < MR; ++r) acc0[r] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + r * p.x_row_stride + 16 * j), acc0[r]);
+    ++j;
+  }
+  if (16 * j < p.k) {  // K % 16 == 8: one last group pair, scalar
+    const uint8_t byte = meta[2 * j];
+    for (int t2 = 0; t2 < 4; ++t2) {
+      const int64_t vi = vbase + 8 * j + t2;
+      const int nib = (byte >> (4 * (t2 / 2))) & 0xF;
+      const int64_t col = 16 * j + 4 * (t2 / 2) + ((nib >> (2 * (t2 % 2))) & 3);
+      float w;
+      if constexpr (kDt == DType::kFloat32) {
+        w = static_cast<const float*>(p.values)[vi];
+      } else {
+        const uint32_t bits = static_cast<uint32_t>(static_cast<const uint16_t*>(p.values)[vi]) << 16;
+        std::memcpy(&w, &bits, 4);
+      }
+      for (int r = 0; r < MR; ++r) tail[r] += w * x[r * p.x_row_stride + col];
+    }
+  }
+  float* out = static_cast<float*>(p.out);
+  for (int r = 0; r < MR; ++r)
+    out[(m0 + r) * p.out_row_stride + n] =
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r])) + tail[r] + (p.bias ? p.bias[n] : 0.f);
+}
+
+template <DType kDt>
+void rows(const Sparse24Params& p, int64_t n0, int64_t n1) {
+  const KeptMaskTable& t = kept_mask_table();
+  for (int64_t n = n0; n < n1; ++n) {
+    int64_t m = 0;
+    for (; m + 4 <= p.m; m += 4) row_block<kDt, 4>(p, n, m, t);
+    switch (p.m - m) {
+      case 3: row_block<kDt, 3>(p, n, m, t); break;
+      case 2: row_block<kDt, 2>(p, n, m, t); break;
+      case 1: row_block<kDt, 1>(p, n, m, t); break;
+      default: break;
+    }
+  }
+}
+
+// Columns of x (each a 64-byte line of 16 rows) one tile covers: a tile of
+// xt (16 KiB) stays in L1 while a block of output columns sweeps it, instead
+// of every output column streaming all of xt from L2.
+constexpr int64_t kXtTileCols = 256;
+constexpr int64_t kXtBlockRows = 8;
+
+template <DType kDt>
+void rows_xt(const Sparse24Params& p, const float* xt, int64_t n0, int64_t n1) {
+  const int64_t half = p.k / 2, mblocks = (p.m + 15) / 16;
+  float* out = static_cast<float*>(p.out);
+  for (int64_t mb = 0; mb < mblocks; ++mb) {
+    const float* xb = xt + mb * p.k * 16;
+    const int64_t mrows = std::min<int64_t>(16, p.m - mb * 16);
+    for (int64_t nb = n0; nb < n1; nb += kXtBlockRows) {
+      const int64_t nrows = std::min(kXtBlockRows, n1 - nb);
+      __m512 total[kXtBlockRows];
+      for (auto& t : total) t = _mm512_setzero_ps();
+      for (int64_t c0 = 0; c0 < p.k; c0 += kXtTileCols) {
+        const int64_t g0 = c0 / 4, g1 = std::min(p.k, c0 + kXtTileCols) / 4;
+        for (int64_t r = 0; r < nrows; ++r) {
+          const int64_t n = nb + r;
+          const uint8_t* meta = p.meta + n * (p.k / 8);
+          const int64_t vbase = n * half;
+          __m512 acc[4];  // one per kept slot of two groups: FMA chains at throughput
+          for (auto& a : acc) a = _mm512_setzero_ps();
+          for (int64_t g = g0; g < g1; g += 2) {
+            const unsigned byte = meta[g / 2];
+            const int64_t col[4] = {4 * g + (byte & 3), 4 * g + ((byte >> 2) & 3), 4 * g + 4 + ((byte >> 4) & 3),
+                                    4 * g + 4 + (byte >> 6)};
+            // The 4 kept values as floats: bf16 widened 4 at once, so each
+            // broadcast folds into its FMA as a memory operand.
+            alignas(16) float vbuf[4];
+            const float* v;
+            if constexpr (kDt == DType::kFloat32) {
+              v = static_cast<const float*>(p.values) + vbase + 2 * g;
+            } else {
+              const __m128i h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(p.values) + vbase + 2 * g));
+              _mm_store_ps(vbuf, _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16)));
+              v = vbuf;
+            }
+            for (int t = 0; t < 4; ++t)
+              acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(v[t]), _mm512_loadu_ps(xb + col[t] * 16), acc[t]);
+          }
+          total[r] = _mm512_add_ps(total[r], _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+        }
+      }
+      for (int64_t r = 0; r < nrows; ++r) {
+        alignas(64) float sums[16];
+        _mm512_store_ps(sums, total[r]);
+        const float bias = p.bias ? p.bias[nb + r] : 0.f;
+        for (int64_t i = 0; i < mrows; ++i) out[(mb * 16 + i) * p.out_row_stride + nb + r] = sums[i] + bias;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Status sparse24_rows_avx512(const Sparse24Params& p, int64_t n0, int64_t n1) {
+  const Status st = check_sparse24_cpu_params(p, n0, n1);
+  if (st != Status::kOk) return st;
+  if (p.dtype == DType::kFloat32) {
+    rows<DType::kFloat32>(p, n0, n1);
+  } else {
+    rows<DType::kBFloat16>(p, n0, n1);
+  }
+  return Status::kOk;
+}
+
+Status sparse24_rows_xt_avx512(const Sparse24Params& p, const float* xt, int64_t n0, int64_t n1) {
+  const Status st = check_sparse24_cpu_params(p, n0, n1);
+  if (st != Status::kOk) return st;
+  if (p.dtype == DType::kFloat32) {
+    rows_xt<DType::kFloat32>(p, xt, n0, n1);
+  } else {
+    rows_xt<DType::kBFloat16>(p, xt, n0, n1);
+  }
+  return Status::kOk;
+}
+
+}  // namespace slimops::cpu
+
+#else  // built without AVX-512 support in the compiler: never selected
+
+namespace slimops::cpu {
+Status sparse24_rows_avx512(const Sparse24Params&, int64_t, int64_t) { return Status::kUnsupported; }
+Status sparse24_rows_xt_avx512(const Sparse24Params&, const float*, int64_t, int64_t) { return Status::kUnsupported; }
+}  // namespace slimops::cpu
+
+#endif
