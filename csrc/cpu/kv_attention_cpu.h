@@ -62,6 +62,8 @@ Status kv_append_cpu(const KvAttentionParams& p, int64_t b, int64_t h);
 Status kv_attend_scalar(const KvAttentionParams& p, int64_t b, int64_t j0, int64_t j1, float* scratch, KvPartial out);
 // The same with AVX2/FMA/F16C (call only when cpu_supports(kAvx2)); needs d % 8 == 0.
 Status kv_attend_avx2(const KvAttentionParams& p, int64_t b, int64_t j0, int64_t j1, float* scratch, KvPartial out);
+// The same 16 wide (call only when cpu_supports(kAvx512Vnni)); needs d % 16 == 0.
+Status kv_attend_avx512(const KvAttentionParams& p, int64_t b, int64_t j0, int64_t j1, float* scratch, KvPartial out);
 
 // The output of sequence b from its nsplit partials.
 Status kv_combine_cpu(const KvAttentionParams& p, int64_t b, const KvPartial* parts, int64_t nsplit);
