@@ -59,6 +59,27 @@ static inline __m256 exp_f32x8(__m256 x) {
   return _mm256_mul_ps(e_r, _mm256_castsi256_ps(pow2n));
 }
 
+// out[j] = exp(s[j] - max) for j < n, returning their sum (the softmax
+// numerators of one row; n need not be a multiple of 8).
+static inline float exp_shift_f32(const float* s, int64_t n, float max, float* out) {
+  const __m256 m = _mm256_set1_ps(max);
+  __m256 sum = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = exp_f32x8(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
+    _mm256_storeu_ps(out + j, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  float total = hsum_f32x8(sum);
+  if (j < n) {
+    alignas(32) float tail[8];
+    for (int t = 0; t < 8; ++t) tail[t] = j + t < n ? s[j + t] - max : -87.3f;
+    _mm256_store_ps(tail, exp_f32x8(_mm256_load_ps(tail)));
+    for (int64_t t = 0; j + t < n; ++t) total += (out[j + t] = tail[t]);
+  }
+  return total;
+}
+
 // 8 bfloat16 values widened to 8 floats (exact: bf16 is float32's top half).
 static inline __m256 load_bf16x8_as_f32(const uint16_t* p) {
   const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));

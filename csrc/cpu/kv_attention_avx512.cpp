@@ -13,9 +13,7 @@
 namespace slimops::cpu {
 namespace {
 
-using avx2::exp_f32x8;
 using avx2::hsum8_f32x8;
-using avx2::hsum_f32x8;
 
 struct Avx512Ops {
   static void prefetch(const void* ptr, int64_t bytes) {
@@ -41,7 +39,7 @@ struct Avx512Ops {
   // R query rows (R <= 4) against two keys, 16 lanes a step; the 8 sums are
   // folded to 256 bits and reduced together.
   template <int R>
-  static void dot_rows2_r(const float* q, int64_t d, const float* k0, const float* k1, float* out,
+  static void dot_rows(const float* q, int64_t d, const float* k0, const float* k1, float* out,
                           int64_t out_stride, int64_t nk) {
     __m512 acc[8];
     for (int a = 0; a < 8; ++a) acc[a] = _mm512_setzero_ps();
@@ -63,41 +61,15 @@ struct Avx512Ops {
       for (int64_t u = 0; u < nk; ++u) out[r * out_stride + u] = sums[2 * r + u];
     }
   }
-  static void dot_rows2(const float* q, int64_t rows, int64_t d, const float* k0, const float* k1, float* out,
-                        int64_t out_stride, int64_t nk) {
-    int64_t r = 0;
-    for (; r + 4 <= rows; r += 4) dot_rows2_r<4>(q + r * d, d, k0, k1, out + r * out_stride, out_stride, nk);
-    switch (rows - r) {
-      case 3: dot_rows2_r<3>(q + r * d, d, k0, k1, out + r * out_stride, out_stride, nk); break;
-      case 2: dot_rows2_r<2>(q + r * d, d, k0, k1, out + r * out_stride, out_stride, nk); break;
-      case 1: dot_rows2_r<1>(q + r * d, d, k0, k1, out + r * out_stride, out_stride, nk); break;
-      default: break;
-    }
-  }
   static float exp_shift(const float* s, int64_t n, float max, float* out) {
-    const __m256 m = _mm256_set1_ps(max);
-    __m256 sum = _mm256_setzero_ps();
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-      const __m256 e = exp_f32x8(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
-      _mm256_storeu_ps(out + j, e);
-      sum = _mm256_add_ps(sum, e);
-    }
-    float total = hsum_f32x8(sum);
-    if (j < n) {
-      alignas(32) float tail[8];
-      for (int t = 0; t < 8; ++t) tail[t] = j + t < n ? s[j + t] - max : -87.3f;
-      _mm256_store_ps(tail, exp_f32x8(_mm256_load_ps(tail)));
-      for (int64_t t = 0; j + t < n; ++t) total += (out[j + t] = tail[t]);
-    }
-    return total;
+    return avx2::exp_shift_f32(s, n, max, out);
   }
   static void scale_row(float* y, int64_t d, float a) {
     const __m512 av = _mm512_set1_ps(a);
     for (int64_t c = 0; c < d; c += 16) _mm512_storeu_ps(y + c, _mm512_mul_ps(_mm512_loadu_ps(y + c), av));
   }
   template <int NV>
-  static void axpy_rows_n(float* acc, int64_t rows, int64_t d, const float* coef, int64_t coef_stride,
+  static void axpy_rows(float* acc, int64_t rows, int64_t d, const float* coef, int64_t coef_stride,
                           const float* const* v) {
     for (int64_t r = 0; r < rows; ++r) {
       __m512 w[NV];
@@ -108,15 +80,6 @@ struct Avx512Ops {
         for (int u = 0; u < NV; ++u) x = _mm512_fmadd_ps(w[u], _mm512_loadu_ps(v[u] + c), x);
         _mm512_storeu_ps(a + c, x);
       }
-    }
-  }
-  static void axpy_rows(float* acc, int64_t rows, int64_t d, const float* coef, int64_t coef_stride,
-                        const float* const* v, int64_t nv) {
-    switch (nv) {
-      case 4: axpy_rows_n<4>(acc, rows, d, coef, coef_stride, v); break;
-      case 3: axpy_rows_n<3>(acc, rows, d, coef, coef_stride, v); break;
-      case 2: axpy_rows_n<2>(acc, rows, d, coef, coef_stride, v); break;
-      default: axpy_rows_n<1>(acc, rows, d, coef, coef_stride, v); break;
     }
   }
 };

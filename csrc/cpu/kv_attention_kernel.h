@@ -69,12 +69,36 @@ inline const float* load_cache_row(const KvAttentionParams& p, const void* cache
 //   load_row(base, off, dtype, d, buf) -> const float*: the row at base + off
 //     as float32 (the source itself for float32, else converted into buf);
 //   load_row_i8(src, d, buf) -> const float*: an int8 row as float32;
-//   dot_rows2(q, rows, d, k0, k1, out, out_stride, nk): out[r * out_stride + u] = q[r] . k_u
-//     for u < nk (nk 1 or 2; k1 is valid memory even when nk = 1);
+//   dot_rows<R>(q, d, k0, k1, out, out_stride, nk): out[r * out_stride + u] = q[r] . k_u
+//     for r < R <= 4 and u < nk (nk 1 or 2; k1 is valid memory even when nk = 1);
 //   exp_shift(s, n, max, p) -> sum: p[j] = exp(s[j] - max), returns sum p;
 //   scale_row(y, d, a): y *= a;
-//   axpy_rows(acc, rows, d, coef, coef_stride, v, nv): acc[r] += sum_u coef[r * coef_stride + u] * v[u]
-//     for u < nv (nv 1 to 4).
+//   axpy_rows<NV>(acc, rows, d, coef, coef_stride, v): acc[r] += sum_u coef[r * coef_stride + u] * v[u]
+//     for u < NV (1 to 4).
+// The two helpers below cut rows and values into those compile-time counts.
+template <typename Ops>
+inline void dot_rows2(const float* q, int64_t rows, int64_t d, const float* k0, const float* k1, float* out,
+                      int64_t out_stride, int64_t nk) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) Ops::template dot_rows<4>(q + r * d, d, k0, k1, out + r * out_stride, out_stride, nk);
+  switch (rows - r) {
+    case 3: Ops::template dot_rows<3>(q + r * d, d, k0, k1, out + r * out_stride, out_stride, nk); break;
+    case 2: Ops::template dot_rows<2>(q + r * d, d, k0, k1, out + r * out_stride, out_stride, nk); break;
+    case 1: Ops::template dot_rows<1>(q + r * d, d, k0, k1, out + r * out_stride, out_stride, nk); break;
+    default: break;
+  }
+}
+
+template <typename Ops>
+inline void axpy_rows(float* acc, int64_t rows, int64_t d, const float* coef, int64_t coef_stride,
+                      const float* const* v, int64_t nv) {
+  switch (nv) {
+    case 4: Ops::template axpy_rows<4>(acc, rows, d, coef, coef_stride, v); break;
+    case 3: Ops::template axpy_rows<3>(acc, rows, d, coef, coef_stride, v); break;
+    case 2: Ops::template axpy_rows<2>(acc, rows, d, coef, coef_stride, v); break;
+    default: Ops::template axpy_rows<1>(acc, rows, d, coef, coef_stride, v); break;
+  }
+}
 template <typename Ops>
 Status attend(const KvAttentionParams& p, int64_t b, int64_t j0, int64_t j1, float* scratch, KvPartial out) {
   const int64_t group = p.hq / p.hkv, rows = kv_rows(p), d = p.d;
@@ -110,7 +134,7 @@ Status attend(const KvAttentionParams& p, int64_t b, int64_t j0, int64_t j1, flo
         for (int64_t u = 0; u < kKeysPerDot; ++u)
           k[u] = load_cache_row<Ops>(p, p.k_cache, b, t0 + j + std::min(u, nk - 1), h, row_buf + u * d);
         float* s = scores + h * head_rows * kKvTileKeys + j;
-        Ops::dot_rows2(qf + h * head_rows * d, head_rows, d, k[0], k[1], s, kKvTileKeys, nk);
+        dot_rows2<Ops>(qf + h * head_rows * d, head_rows, d, k[0], k[1], s, kKvTileKeys, nk);
         if (p.cache_int8) {
           for (int64_t u = 0; u < nk; ++u) {
             const float ks = p.k_scale[scale_offset(p, b, t0 + j + u, h)];
@@ -154,7 +178,7 @@ Status attend(const KvAttentionParams& p, int64_t b, int64_t j0, int64_t j1, flo
             for (int64_t r = 0; r < head_rows; ++r) s[r * kKvTileKeys + u] *= vs;
           }
         }
-        Ops::axpy_rows(out.acc + h * head_rows * d, head_rows, d, s, kKvTileKeys, v, nv);
+        axpy_rows<Ops>(out.acc + h * head_rows * d, head_rows, d, s, kKvTileKeys, v, nv);
       }
     }
   }

@@ -21,9 +21,10 @@ struct ScalarOps {
     for (int64_t c = 0; c < d; ++c) buf[c] = static_cast<float>(src[c]);
     return buf;
   }
-  static void dot_rows2(const float* q, int64_t rows, int64_t d, const float* k0, const float* k1, float* out,
-                        int64_t out_stride, int64_t nk) {
-    for (int64_t r = 0; r < rows; ++r) {
+  template <int R>
+  static void dot_rows(const float* q, int64_t d, const float* k0, const float* k1, float* out, int64_t out_stride,
+                       int64_t nk) {
+    for (int r = 0; r < R; ++r) {
       for (int64_t u = 0; u < nk; ++u) {
         const float* k = u == 0 ? k0 : k1;
         float s = 0.f;
@@ -40,10 +41,11 @@ struct ScalarOps {
   static void scale_row(float* y, int64_t d, float a) {
     for (int64_t c = 0; c < d; ++c) y[c] *= a;
   }
+  template <int NV>
   static void axpy_rows(float* acc, int64_t rows, int64_t d, const float* coef, int64_t coef_stride,
-                        const float* const* v, int64_t nv) {
+                        const float* const* v) {
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t u = 0; u < nv; ++u) {
+      for (int u = 0; u < NV; ++u) {
         const float a = coef[r * coef_stride + u];
         for (int64_t c = 0; c < d; ++c) acc[r * d + c] += a * v[u][c];
       }
