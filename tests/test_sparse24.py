@@ -111,7 +111,7 @@ def test_batched_strided_and_empty(gen):
 
 @requires_cuda
 @pytest.mark.parametrize("k,n", CUDA_SHAPES)
-@pytest.mark.parametrize("m", [1, 2, 5, 16, 17, 64, 100, 300])
+@pytest.mark.parametrize("m", [1, 2, 5, 16, 17, 64, 100, 300, 1030])  # 1030: decompress + cuBLAS
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("bits", [16, 4])
 def test_cuda_matches_reference(k, n, m, dtype, bits, gen):

@@ -56,12 +56,22 @@ at::Tensor sparse24_gemm_cuda(const at::Tensor& x, const at::Tensor& values, con
   p.layout = Sparse24Layout::kCuda;
   TORCH_CHECK(cuda::sparse24_applies(p), kOp, ": the kernel does not take this case (needs 16-byte aligned values "
               "and meta, an sm_80+ device)");
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+  if (s.m >= cuda::kSparse24DenseFromM) {
+    // Large M is bound by tensor-core math, where cuBLAS's dense GEMM beats
+    // our mma.sp tiles: write the dense weight once (bandwidth-bound, a few
+    // percent of the GEMM at these M) and hand it to cuBLAS.
+    at::Tensor dense = at::empty({s.n, s.k}, x.options());
+    const Status st = cuda::sparse24_decompress_cuda(p, dense.data_ptr(), stream);
+    TORCH_CHECK(st == Status::kOk, kOp, ": decompress failed: ", status_string(st));
+    const at::Tensor b = bias.has_value() ? bias->to(x.scalar_type()) : at::Tensor();
+    return at::linear(x2, dense, b).view(s.out_sizes);
+  }
   const int num_sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const size_t ws_bytes = cuda::sparse24_workspace_bytes(p, num_sms);
   at::Tensor ws;
   if (ws_bytes > 0) ws = at::empty({static_cast<int64_t>(ws_bytes)}, x.options().dtype(at::kByte));
-  const Status st = cuda::sparse24_gemm_cuda(p, ws_bytes > 0 ? ws.data_ptr() : nullptr, num_sms,
-                                             c10::cuda::getCurrentCUDAStream().stream());
+  const Status st = cuda::sparse24_gemm_cuda(p, ws_bytes > 0 ? ws.data_ptr() : nullptr, num_sms, stream);
   TORCH_CHECK(st == Status::kOk, kOp, ": kernel launch failed: ", status_string(st),
               st == Status::kCudaError ? std::string(" (") + cudaGetErrorString(cudaGetLastError()) + ")"
                                        : std::string());

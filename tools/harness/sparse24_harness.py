@@ -3,16 +3,30 @@
 Loads the kernels through a ctypes shim (tools/harness/sparse24_shim.cu),
 independent of the torch extension:
 
-    nvcc -shared -Xcompiler -fPIC -std=c++17 -O3 -Icsrc --expt-relaxed-constexpr \\
-      -gencode arch=compute_90a,code=sm_90a csrc/cuda/sparse24/*.cu \\
-      tools/harness/sparse24_shim.cu -o /tmp/libsparse24.so
+    nvcc -shared -Xcompiler -fPIC -Xcompiler -fno-gnu-unique -std=c++17 -O3 -Icsrc \\
+      --expt-relaxed-constexpr -gencode arch=compute_90a,code=sm_90a \\
+      csrc/cuda/sparse24/*.cu tools/harness/sparse24_shim.cu -o /tmp/libsparse24.so
+
+(-fno-gnu-unique: with it, two builds loaded side by side (--cmp) each keep
+their own function-local statics, e.g. the per-device occupancy cache whose
+first call makes the shared-memory opt-in; without it the second build
+skips its opt-in and its launches fail.)
     python tools/harness/sparse24_harness.py --lib /tmp/libsparse24.so [--quick] [--no-bench]
 
 Checks: the layout round trip (exact), then correctness against a float32
 reference on the decompressed (and dequantised) weight for many m, n, k,
-fp16/bf16, bias or not, bits 16 and 4 (with and without zero points); then
-times ours, cuBLAS F.linear and torch's 2:4 (cuSPARSELt and CUTLASS) at the
-target shapes with an L2 flush and a host-ahead sleep before each call.
+fp16/bf16, bias or not, bits 16 and 4 (with and without zero points), and
+the decompress kernel (s24_decompress) bit for bit against the canonical
+torch decompress; then times ours, cuBLAS F.linear and torch's 2:4
+(cuSPARSELt and CUTLASS) at the target shapes with an L2 flush and a
+host-ahead sleep before each call.
+
+Comparing builds: --cmp LABEL=PATH (repeatable) times the GEMM of other
+builds of the library in the same run, next to --lib ("new"). --flush
+write (default: zero a 256 MB buffer, which leaves the L2 full of dirty
+lines) or read (sum it: clean lines), or both ("write,read"). The
+"dec+lin" column is s24_decompress into a temporary + F.linear, the large-M
+path of the bindings (kSparse24DenseFromM, s24_dense_from_m).
 """
 
 import argparse
@@ -120,8 +134,27 @@ class Sparse24:
         self.lib.s24_workspace_bytes.argtypes = [P] * 7 + [I64] * 5 + [I, I64, I, I]
         self.lib.s24_gemm.restype = I
         self.lib.s24_gemm.argtypes = [P] * 7 + [I64] * 5 + [I, I64, I, P, I, P]
+        self.has_decompress = hasattr(self.lib, "s24_decompress")
+        if self.has_decompress:
+            self.lib.s24_decompress.restype = I
+            self.lib.s24_decompress.argtypes = [P] * 5 + [I64] * 2 + [I, I64, I, P]
+            self.lib.s24_dense_from_m.restype = ctypes.c_longlong
         self.sms = torch.cuda.get_device_properties(0).multi_processor_count
         self.ws = {}
+
+    def prepare_decompress(self, values, meta, n, k, bits, dtype, scales=None, zeros=None, group_size=0, dense=None):
+        if dense is None:
+            dense = torch.empty(n, k, dtype=dtype, device=values.device)
+        ptr = lambda t: None if t is None else t.data_ptr()  # noqa: E731
+        args = [ptr(values), ptr(meta), ptr(scales), ptr(zeros), ptr(dense), n, k, bits, group_size, DTYPE_CODE[dtype]]
+
+        def run():
+            st = self.lib.s24_decompress(*args, torch.cuda.current_stream().cuda_stream)
+            if st != 0:
+                raise RuntimeError(f"s24_decompress status {st} (n={n} k={k} bits={bits})")
+            return dense
+
+        return run
 
     def prepare(self, x, values, meta, n, k, bits, scales=None, zeros=None, bias=None, group_size=0, out=None):
         """Returns a zero-argument callable that runs the op into out (allocated if None)."""
@@ -211,6 +244,43 @@ def check_correctness(op, quick):
     return not fails
 
 
+def check_decompress(op, quick):
+    """s24_decompress against the canonical decompress, bit for bit: scatter of
+    the kept values (bits 16), or of float32 (q - zero) * scale rounded once to
+    the dtype (bits 4; formats/sparse24.py dequantize_kept_int4 + decompress)."""
+    gen = torch.Generator(device="cuda").manual_seed(5)
+    shapes = [(16, 64), (208, 192), (1040, 448), (528, 4096), (64, 1088)] if not quick else [(16, 64), (208, 576)]
+    runs, fails = 0, []
+    for dtype in (torch.float16, torch.bfloat16):
+        for n, k in shapes:
+            w = prune24(random_weight(n, k, "cuda", gen))
+            vals, meta = compress24(w)
+            for bits, zeros in ((16, False), (4, False), (4, True)):
+                gs = 64 if (bits == 4 and k % 128 != 0) else 128
+                if bits == 16:
+                    wv = vals.to(dtype)
+                    want = decompress24(wv, meta, k)
+                    cv, cm = to_cuda_layout(wv, meta, 16)
+                    sc = zp = None
+                else:
+                    q, sc, zp, deq = quant_kept(vals, k, gs, zeros)
+                    z = 8.0 if zp is None else zp.unsqueeze(-1)
+                    deq = ((q.float().reshape(n, k // gs, gs // 2) - z) * sc.unsqueeze(-1)).reshape(n, k // 2)
+                    want = decompress24(deq, meta, k).to(dtype)
+                    cv, cm = to_cuda_layout(pack_int4(q), meta, 4)
+                dense = torch.full((n, k), float("nan"), dtype=dtype, device="cuda")
+                op.prepare_decompress(cv, cm, n, k, bits, dtype, sc, zp, gs if bits == 4 else 0, dense)()
+                runs += 1
+                if not torch.equal(dense.view(torch.int16), want.view(torch.int16)):
+                    bad = (dense.view(torch.int16) != want.view(torch.int16)).sum().item()
+                    fails.append((str(dtype), bits, zeros, n, k, bad))
+    torch.cuda.synchronize()
+    print(f"decompress: {runs} runs, {len(fails)} not bit-exact")
+    for f in fails[:20]:
+        print("  FAIL", f)
+    return not fails
+
+
 def diagnose_meta(op):
     """If the 16-bit path fails: which lane -> metadata mapping does the GPU want?
 
@@ -250,7 +320,7 @@ def timer(fn, flush, reps):
     for _ in range(3):
         fn()
     for i in range(reps):
-        flush.zero_()
+        flush()
         torch.cuda._sleep(100_000)
         starts[i].record()
         fn()
@@ -259,17 +329,25 @@ def timer(fn, flush, reps):
     return statistics.median(s.elapsed_time(e) * 1000 for s, e in zip(starts, ends))
 
 
-def bench(op, reps, ms, shapes, only_ours=False):
+def bench(op, reps, ms, shapes, only_ours=False, cmp=(), flush_modes=("write",), dec_from=64, cmp_max_m=1 << 30):
     from torch.sparse import SparseSemiStructuredTensor, to_sparse_semi_structured
 
-    flush = torch.empty(256 * 1024 * 1024, dtype=torch.uint8, device="cuda")
+    buf = torch.empty(256 * 1024 * 1024, dtype=torch.uint8, device="cuda")
+    buf_f = buf.view(torch.float32)
+    flushes = {"write": lambda: buf.zero_(), "read": lambda: buf_f.sum()}
     gen = torch.Generator(device="cuda").manual_seed(1)
     dev = torch.cuda.get_device_name(0)
+    libs = list(cmp) + [("new", op)]
     print(f"\n## 2:4 sparse GEMM timings, {dev}, torch {torch.__version__}; median of {reps}, us; "
-          "speedup = F.linear bf16 time / time")
-    print("| K x N | M | F.linear bf16 | ours 2:4 bf16 | ours int4+2:4 | torch 2:4 cuSPARSELt | torch 2:4 CUTLASS |"
-          " ours 2:4 | ours int4 | cuSPARSELt | CUTLASS | ours 2:4 TB/s (W) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "(x) = F.linear bf16 time / time; dec+lin = s24_decompress + F.linear")
+    head = "| K x N | M | flush | F.linear bf16 |"
+    for label, _ in libs:
+        head += f" {label} 2:4 | {label} int4+2:4 |"
+    head += " dec+lin |"
+    if not only_ours:
+        head += " cuSPARSELt | CUTLASS |"
+    print(head)
+    print("|" + " --- |" * (head.count("|") - 1))
     for k, n in shapes:
         w = prune24(random_weight(n, k, "cuda", gen)).to(torch.bfloat16)
         vals, meta = compress24(w)
@@ -284,31 +362,47 @@ def bench(op, reps, ms, shapes, only_ours=False):
                 sparse[name] = to_sparse_semi_structured(w)
             except Exception as e:  # noqa: BLE001
                 sparse[name] = e
-        wbytes = n * k // 2 * 2 + n * k // 8
-        for m in ms:
-            x = torch.randn(m, k, generator=gen, device="cuda").to(torch.bfloat16)
-            t = {}
-            t["dense"] = timer(lambda: F.linear(x, w), flush, reps)
-            f16 = op.prepare(x, cv, cm, n, k, 16)
-            t["ours"] = timer(f16, flush, reps)
-            f4 = op.prepare(x, qv, qm, n, k, 4, sc, None, None, 128)
-            t["int4"] = timer(f4, flush, reps)
-            for name in ("cusparselt", "cutlass"):
-                ws = sparse.get(name, RuntimeError("skipped"))
-                if isinstance(ws, Exception):
-                    t[name] = None
-                    continue
-                try:
-                    SparseSemiStructuredTensor._FORCE_CUTLASS = name == "cutlass"
-                    t[name] = timer(lambda: F.linear(x, ws), flush, reps)
-                except Exception:  # noqa: BLE001
-                    t[name] = None
-            fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
-            sp = lambda v: "n/a" if v is None else f"{t['dense'] / v:.2f}x"  # noqa: E731
-            print(f"| {k}x{n} | {m} | {fmt(t['dense'])} | {fmt(t['ours'])} | {fmt(t['int4'])} | "
-                  f"{fmt(t['cusparselt'])} | {fmt(t['cutlass'])} | {sp(t['ours'])} | {sp(t['int4'])} | "
-                  f"{sp(t['cusparselt'])} | {sp(t['cutlass'])} | {wbytes / t['ours'] / 1e6:.2f} |", flush=True)
-        del sparse, cv, cm, qv, qm, w, vals, meta
+        dense_tmp = torch.empty(n, k, dtype=torch.bfloat16, device="cuda")
+        dec = op.prepare_decompress(cv, cm, n, k, 16, torch.bfloat16, dense=dense_tmp) if op.has_decompress else None
+        if dec is not None:
+            assert torch.equal(dec(), w), "decompress != W"  # (w holds -0.0 where pruned)
+            for fl in flush_modes:
+                td = timer(dec, flushes[fl], reps)
+                wr = n * k * 2
+                rd = n * k // 2 * 2 + n * k // 8
+                print(f"| {k}x{n} | decompress bf16 | {fl} | {td:.1f} us: writes {wr / td / 1e6:.2f} TB/s, "
+                      f"reads + writes {(wr + rd) / td / 1e6:.2f} TB/s |", flush=True)
+        for fl in flush_modes:
+            flush = flushes[fl]
+            for m in ms:
+                x = torch.randn(m, k, generator=gen, device="cuda").to(torch.bfloat16)
+                t = {"dense": timer(lambda: F.linear(x, w), flush, reps)}
+                row = f"| {k}x{n} | {m} | {fl} | {t['dense']:.1f} |"
+                for label, lib in libs:
+                    if m > cmp_max_m and label not in ("before", "new"):
+                        row += " - | - |"
+                        continue
+                    a16 = timer(lib.prepare(x, cv, cm, n, k, 16), flush, reps)
+                    a4 = timer(lib.prepare(x, qv, qm, n, k, 4, sc, None, None, 128), flush, reps)
+                    row += f" {a16:.1f} ({t['dense'] / a16:.2f}x) | {a4:.1f} ({t['dense'] / a4:.2f}x) |"
+                if dec is not None and m >= dec_from:
+                    td = timer(lambda: F.linear(x, dec()), flush, reps)
+                    row += f" {td:.1f} ({t['dense'] / td:.2f}x) |"
+                else:
+                    row += " - |"
+                if not only_ours:
+                    for name in ("cusparselt", "cutlass"):
+                        ws = sparse.get(name, RuntimeError("skipped"))
+                        try:
+                            if isinstance(ws, Exception):
+                                raise ws
+                            SparseSemiStructuredTensor._FORCE_CUTLASS = name == "cutlass"
+                            tv = timer(lambda: F.linear(x, ws), flush, reps)
+                            row += f" {tv:.1f} ({t['dense'] / tv:.2f}x) |"
+                        except Exception:  # noqa: BLE001
+                            row += " n/a |"
+                print(row, flush=True)
+        del sparse, cv, cm, qv, qm, w, vals, meta, dense_tmp
         torch.cuda.empty_cache()
 
 
@@ -322,15 +416,24 @@ def main():
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--ms", default="1,4,16,64,256,1024,4096")
     ap.add_argument("--shapes", default="8192x8192,8192x28672,4096x14336", help="K x N list")
+    ap.add_argument("--cmp", action="append", default=[], help="LABEL=PATH: another build to time (repeatable)")
+    ap.add_argument("--flush", default="write", help="write, read or write,read")
+    ap.add_argument("--dec-from", type=int, default=64, help="smallest M timed with decompress + F.linear")
+    ap.add_argument("--cmp-max-m", type=int, default=1 << 30, help="time --cmp builds (but 'before') up to this M")
     args = ap.parse_args()
     op = Sparse24(args.lib)
     check_roundtrip(torch.Generator().manual_seed(0))
     ok = True if args.no_check else check_correctness(op, args.quick)
     if not ok:
         diagnose_meta(op)
+    if not args.no_check and op.has_decompress:
+        ok = check_decompress(op, args.quick) and ok
+        print(f"kSparse24DenseFromM = {op.lib.s24_dense_from_m()}")
     if not args.no_bench:
         shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
-        bench(op, args.reps, [int(v) for v in args.ms.split(",")], shapes, args.only_ours)
+        cmp = [(c.split("=", 1)[0], Sparse24(c.split("=", 1)[1])) for c in args.cmp]
+        bench(op, args.reps, [int(v) for v in args.ms.split(",")], shapes, args.only_ours, cmp,
+              args.flush.split(","), args.dec_from, args.cmp_max_m)
     sys.exit(0 if ok else 1)
 
 

@@ -23,13 +23,18 @@ namespace slimops::cuda::s24 {
 // per mma: 128 x 128 block tiles, warps 64 W rows x 64 tokens (32 mma.sp
 // per 4 A and 8 B fragment loads a k32 step).
 //
-// Measured on H100 (tools/harness, bench/NOTES.md): for int4 values a
-// separate small-M tile with deeper stages (512 k, 4 stages, 1 block/SM; or
-// 8 warps) was no faster overall than this one; 64 x 64 warp tiles beat
-// 64 x 32 ones at large M by 5-15%.
+// Measured on H100 (tools/harness, bench/NOTES.md): for int4 values at
+// small M, 128-row blocks (TileS4) beat 64-row ones by up to 12%, while
+// deeper stages (512 k, 4 stages, 1 block/SM) were 1.3-1.7x slower; at
+// M <= 64, 8 warps (256 W rows, 1 block/SM) lost 3-12% to TileM; 64 x 64 warp tiles
+// beat 64 x 32 ones at large M by 5-15%.
 using TileS = Tile<4, 1, 1, 2, 256, 4, 2>;  // M <= 16: 64 W rows x 16 tokens, 128 threads
 using TileM = Tile<4, 1, 2, 8, 128, 3, 2>;  // M <= 64: 128 W rows x 64 tokens, 128 threads
 using TileL = Tile<2, 2, 4, 8, 64, 4, 1>;   // M > 64: 128 W rows x 128 tokens, warps 64 x 64
+// int4 values, M <= 16: 128 W rows x 16 tokens (a stage holds 14 KB of W
+// instead of 7 KB): 0-12% faster than TileS for int4 on H100 (one shape
+// -2% under a read flush).
+using TileS4 = Tile<4, 1, 2, 2, 256, 4, 2>;
 
 constexpr int kMaxSplits = 16;
 constexpr int kMinItersPerSplit = 2;
@@ -37,6 +42,19 @@ constexpr int kReduceCostIters = 2;
 constexpr int kMaxDevices = 64;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// A tag for the split-K arrival counters of one launch (sparse24_kernel.cuh):
+// a process-wide sequence number through a bijective mixer (splitmix64), so
+// that leftover workspace contents (small integers, floats, older tags)
+// match it with probability ~2^-56; the low 8 bits count arrivals.
+inline uint64_t next_launch_tag() {
+  static std::atomic<uint64_t> seq{0};
+  uint64_t z = seq.fetch_add(1, std::memory_order_relaxed) + 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return z & ~uint64_t(0xFF);
+}
 
 struct Plan {
   int64_t tiles_w = 0, tiles_t = 0;
@@ -72,7 +90,7 @@ inline Plan make_plan(const Sparse24Params& p, int bw, int bt, int stage_k, int6
   pl.iters_per_split = int(ceil_div(pl.iters, splits));
   pl.splits = int(ceil_div(pl.iters, pl.iters_per_split));
   if (pl.splits > 1) {
-    pl.counter_bytes = size_t(ceil_div(tiles * int64_t(sizeof(int)), 256) * 256);
+    pl.counter_bytes = size_t(ceil_div(tiles * int64_t(sizeof(uint64_t)), 256) * 256);
     pl.workspace_bytes = pl.counter_bytes + size_t(tiles) * pl.splits * bw * bt * sizeof(float);
   }
   return pl;
@@ -113,13 +131,12 @@ struct Kernel {
   static Status launch(const Sparse24Params& p, void* workspace, int num_sms, cudaStream_t stream) {
     if (blocks_per_sm() <= 0) return Status::kUnsupported;
     const Plan pl = plan(p, num_sms);
-    SplitK sk{pl.iters, pl.iters_per_split, pl.splits, nullptr, nullptr};
+    SplitK sk{pl.iters, pl.iters_per_split, pl.splits, nullptr, nullptr, 0};
     if (pl.splits > 1) {
       if (workspace == nullptr || (reinterpret_cast<uintptr_t>(workspace) & 15u) != 0) return Status::kInvalidArgument;
-      sk.counters = static_cast<int*>(workspace);
+      sk.counters = static_cast<uint64_t*>(workspace);
       sk.partials = reinterpret_cast<float4*>(static_cast<uint8_t*>(workspace) + pl.counter_bytes);
-      // The workspace comes uninitialised: the arrival counters start at 0.
-      if (cudaMemsetAsync(workspace, 0, pl.counter_bytes, stream) != cudaSuccess) return Status::kCudaError;
+      sk.tag = next_launch_tag();
     }
     const dim3 grid(unsigned(pl.tiles_w), unsigned(pl.tiles_t), unsigned(pl.splits));
     sparse24_kernel<T, kBits, Cfg, kZeros><<<grid, Cfg::kThreads, kSmemBytes, stream>>>(p, sk);
@@ -139,7 +156,10 @@ Status run_format(const Sparse24Params& p, void* workspace, int num_sms, cudaStr
     }
     return K::launch(p, workspace, num_sms, stream);
   };
-  if (p.m <= TileS::kBT) return go(Kernel<T, kBits, TileS, kZeros>{});
+  if (p.m <= TileS::kBT) {
+    if constexpr (kBits == 4) return go(Kernel<T, kBits, TileS4, kZeros>{});
+    else return go(Kernel<T, kBits, TileS, kZeros>{});
+  }
   if (p.m <= TileM::kBT) return go(Kernel<T, kBits, TileM, kZeros>{});
   return go(Kernel<T, kBits, TileL, kZeros>{});
 }

@@ -31,19 +31,26 @@ Status dispatch(const Sparse24Params& p, void* workspace, int num_sms, cudaStrea
 
 }  // namespace
 
-bool sparse24_applies(const Sparse24Params& p) {
+bool sparse24_weight_applies(const Sparse24Params& p) {
   if (p.layout != Sparse24Layout::kCuda) return false;
   if (p.dtype != DType::kFloat16 && p.dtype != DType::kBFloat16) return false;
   if (p.bits != 16 && p.bits != 4) return false;
-  if (p.m < 1 || p.n < 16 || p.k < 64 || p.n % 16 != 0 || p.k % 64 != 0) return false;
-  // 32-bit k offsets in shared-memory index math; grid.y holds token tiles.
-  if (p.k >= (int64_t(1) << 31) || s24::ceil_div(p.m, 128) > 65535 || s24::ceil_div(p.n, 64) > 0x7fffffff) return false;
-  if (p.x == nullptr || p.values == nullptr || p.meta == nullptr) return false;
-  if (!aligned16(p.x) || !aligned16(p.values) || !aligned16(p.meta)) return false;
-  if (p.x_row_stride < p.k || p.x_row_stride % 8 != 0 || p.out_row_stride < p.n) return false;
+  if (p.n < 16 || p.k < 64 || p.n % 16 != 0 || p.k % 64 != 0) return false;
+  // 32-bit k offsets in shared-memory index math.
+  if (p.k >= (int64_t(1) << 31) || s24::ceil_div(p.n, 64) > 0x7fffffff) return false;
+  if (p.values == nullptr || p.meta == nullptr || !aligned16(p.values) || !aligned16(p.meta)) return false;
   if (p.bits == 4) {
     if (p.scales == nullptr || p.group_size < 64 || p.group_size % 64 != 0 || p.k % p.group_size != 0) return false;
   }
+  return true;
+}
+
+bool sparse24_applies(const Sparse24Params& p) {
+  if (!sparse24_weight_applies(p)) return false;
+  // grid.y holds token tiles.
+  if (p.m < 1 || s24::ceil_div(p.m, 128) > 65535) return false;
+  if (p.x == nullptr || !aligned16(p.x)) return false;
+  if (p.x_row_stride < p.k || p.x_row_stride % 8 != 0 || p.out_row_stride < p.n) return false;
   return true;
 }
 

@@ -22,7 +22,13 @@
 // Split-K: `splits` blocks share an output tile over disjoint k ranges. Each
 // writes f32 partials to the workspace and counts itself in; the last to
 // arrive sums all partials in split order (deterministic), adds the bias and
-// writes the output. Nothing spins.
+// writes the output. Nothing spins. The arrival counters need no memset (a
+// second launch before every GEMM cost ~2-3 us at small M): a counter word
+// is this launch's 56-bit tag (unique per launch) | arrivals, and a word
+// holding any other tag reads as 0 arrivals.
+//
+// W (values, metadata, scales, zeros) is read exactly once, so it is loaded
+// with an L2 evict-first policy: see l2_evict_first_policy.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -89,8 +95,9 @@ struct SplitK {
   int iters;            // stages of k in the whole K (the last may be partial)
   int iters_per_split;  // every split gets at least one
   int splits;
-  int* counters;        // [tiles], zero on entry when splits > 1
+  uint64_t* counters;   // [tiles], any contents on entry (see tag)
   float4* partials;     // [tiles][splits][kAccVecs][kThreads]
+  uint64_t tag;         // this launch's tag, low 8 bits 0
 };
 
 template <typename T, int kBits, typename Cfg, bool kZeros>
@@ -116,6 +123,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   const T* const x = static_cast<const T*>(p.x);
   const uint32_t smem_base = smem_u32(smem);
   const int tokens = int(min(int64_t(Cfg::kBT), p.m - m0));
+  const uint64_t pol = l2_evict_first_policy();
 
   // ---- Producer: one stage = kKT layout tiles of each of the block's W
   // tile rows (contiguous in global memory), their metadata, x and scales.
@@ -130,14 +138,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
       const int64_t wt = w0 / kTileRows + rt;
       const bool ok = wt < wtiles && rem / kValChunks < kt_valid;
       const uint8_t* src = vals + ((ok ? wt * ktiles + kt0 : 0) * F::kValBytes + (ok ? rem * 16 : 0));
-      cp_async_16(base + S::kVal + (rt * Cfg::kKT * kValChunks + rem) * 16, src, ok);
+      cp_async_16_stream(base + S::kVal + (rt * Cfg::kKT * kValChunks + rem) * 16, src, ok, pol);
     }
     for (int c = tid; c < S::kTilesW * Cfg::kKT * kMetaChunks; c += Cfg::kThreads) {
       const int rt = c / (Cfg::kKT * kMetaChunks), rem = c % (Cfg::kKT * kMetaChunks);
       const int64_t wt = w0 / kTileRows + rt;
       const bool ok = wt < wtiles && rem / kMetaChunks < kt_valid;
       const uint8_t* src = meta + ((ok ? wt * ktiles + kt0 : 0) * F::kMetaBytes + (ok ? rem * 16 : 0));
-      cp_async_16(base + S::kMeta + (rt * Cfg::kKT * kMetaChunks + rem) * 16, src, ok);
+      cp_async_16_stream(base + S::kMeta + (rt * Cfg::kKT * kMetaChunks + rem) * 16, src, ok, pol);
     }
     constexpr int kXChunks = Cfg::kStageK / 8;  // 16-byte chunks of an x row
     const int64_t k0 = kt0 * kTileK;
@@ -153,8 +161,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
         const int r = c / Cfg::kKT, kt = c % Cfg::kKT;
         const bool ok = w0 + r < p.n && kt < kt_valid;
         const int64_t off = ok ? (w0 + r) * groups + (k0 + kt * kTileK) / p.group_size : 0;
-        cp_async_4(base + S::kS + c * 4, p.scales + off, ok);
-        if constexpr (kZeros) cp_async_4(base + S::kZ + c * 4, p.zeros + off, ok);
+        cp_async_4_stream(base + S::kS + c * 4, p.scales + off, ok, pol);
+        if constexpr (kZeros) cp_async_4_stream(base + S::kZ + c * 4, p.zeros + off, ok, pol);
       }
     }
   };
@@ -288,7 +296,17 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     // reads below, which the second barrier extends to the whole block.
     __syncthreads();
     int* const last = reinterpret_cast<int*>(smem + Cfg::kStages * S::kStageBytes);
-    if (tid == 0) *last = atomic_add_acq_rel(sk.counters + tile, 1) == sk.splits - 1;
+    if (tid == 0) {
+      uint64_t* const ctr = sk.counters + tile;
+      uint64_t seen = load_relaxed(ctr), want;
+      for (;;) {
+        want = (seen & ~uint64_t(0xFF)) == sk.tag ? seen + 1 : sk.tag + 1;
+        const uint64_t got = atomic_cas_acq_rel(ctr, seen, want);
+        if (got == seen) break;
+        seen = got;
+      }
+      *last = int(want & 0xFF) == sk.splits;
+    }
     __syncthreads();
     if (!*last) return;
 #pragma unroll

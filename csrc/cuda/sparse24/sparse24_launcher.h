@@ -20,6 +20,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "../../common/sparse24_params.h"
 #include "../../common/status.h"
@@ -27,6 +28,10 @@
 namespace slimops::cuda {
 
 bool sparse24_applies(const Sparse24Params& p);
+
+// The part of sparse24_applies about the weight alone (layout, dtype, bits,
+// n, k, values / meta / scales): what sparse24_decompress_cuda needs.
+bool sparse24_weight_applies(const Sparse24Params& p);
 
 // Device bytes sparse24_gemm_cuda needs as workspace (split-K partials and
 // arrival counters; 0: none) for p on a device with num_sms SMs. The
@@ -38,5 +43,21 @@ size_t sparse24_workspace_bytes(const Sparse24Params& p, int num_sms);
 // Returns kCudaError if a launch failed (the error is left for the caller's
 // cudaGetLastError), kInvalidArgument for a missing workspace or output.
 Status sparse24_gemm_cuda(const Sparse24Params& p, void* workspace, int num_sms, cudaStream_t stream);
+
+// Writes the dense weight W [n, k] (row-major, row stride k, element type p.dtype) of p's compressed weight (CUDA layout; bits 16 or 4 with scales/zeros) into dense. Same applicability as sparse24_gemm_cuda except x/out/m are not used.
+// dense must be 16-byte aligned (kInvalidArgument otherwise, or if null);
+// one bandwidth-bound kernel, no workspace. Bits 4: (q - zero) * scale in
+// float32, rounded once to p.dtype, bit for bit the canonical torch
+// decompress (formats/sparse24.py, dense_weight).
+Status sparse24_decompress_cuda(const Sparse24Params& p, void* dense, cudaStream_t stream);
+
+// From this M on, decompress (sparse24_decompress_cuda) into a temporary +
+// a dense cuBLAS GEMM beats sparse24_gemm_cuda: the bindings take that path
+// at m >= kSparse24DenseFromM. Measured on H100 (bench/NOTES.md, "2:4
+// sparse CUDA kernel (helper)") at M 64/128/256/1024/4096 on 8192x8192,
+// 8192x28672, 4096x14336: the sparse kernel still wins at 256 (by 6-23%),
+// decompress + cuBLAS wins at 1024 (by 1.65-1.85x) on all three. Linear
+// fits put the crossovers at M ~290-360, unmeasured.
+constexpr int64_t kSparse24DenseFromM = 1024;
 
 }  // namespace slimops::cuda

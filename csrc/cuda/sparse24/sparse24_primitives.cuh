@@ -32,6 +32,28 @@ __device__ __forceinline__ void cp_async_4(uint32_t dst, const void* src, bool v
                : "memory");
 }
 
+// An L2 policy for data read once (W): its lines are the first evicted, so
+// streaming W recycles its own lines instead of pushing out what else the
+// L2 holds (activations, the KV cache, dirty lines whose write-back would
+// then compete with W for DRAM bandwidth).
+__device__ __forceinline__ uint64_t l2_evict_first_policy() {
+  uint64_t pol;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
+  return pol;
+}
+
+__device__ __forceinline__ void cp_async_16_stream(uint32_t dst, const void* src, bool valid, uint64_t pol) {
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, %3;\n" ::"r"(dst), "l"(src),
+               "r"(valid ? 16 : 0), "l"(pol)
+               : "memory");
+}
+
+__device__ __forceinline__ void cp_async_4_stream(uint32_t dst, const void* src, bool valid, uint64_t pol) {
+  asm volatile("cp.async.ca.shared.global.L2::cache_hint [%0], [%1], 4, %2, %3;\n" ::"r"(dst), "l"(src),
+               "r"(valid ? 4 : 0), "l"(pol)
+               : "memory");
+}
+
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 
 template <int kPending>
@@ -39,11 +61,18 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
-// Device-scope add with acquire-release: the split-K "last block" handshake.
-__device__ __forceinline__ int atomic_add_acq_rel(int* addr, int v) {
-  int old;
-  asm volatile("atom.add.acq_rel.gpu.s32 %0, [%1], %2;\n" : "=r"(old) : "l"(addr), "r"(v) : "memory");
+// Device-scope compare-and-swap with acquire-release (on success): the
+// split-K "last block" handshake.
+__device__ __forceinline__ uint64_t atomic_cas_acq_rel(uint64_t* addr, uint64_t cmp, uint64_t val) {
+  uint64_t old;
+  asm volatile("atom.cas.acq_rel.gpu.b64 %0, [%1], %2, %3;\n" : "=l"(old) : "l"(addr), "l"(cmp), "l"(val) : "memory");
   return old;
+}
+
+__device__ __forceinline__ uint64_t load_relaxed(const uint64_t* addr) {
+  uint64_t v;
+  asm volatile("ld.relaxed.gpu.global.b64 %0, [%1];\n" : "=l"(v) : "l"(addr) : "memory");
+  return v;
 }
 
 // Four 8x8 b16 matrices; lanes 8i..8i+7 address the rows of matrix i, lane
