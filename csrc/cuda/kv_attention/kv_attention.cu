@@ -5,7 +5,8 @@
 // Split heuristic. The device holds the real lengths, so the host sizes the
 // grid for the capacity (s_max, or max_blocks * block_size when paged): with
 // T tiles of 64 keys and G = b * hkv * m_tiles independent blocks, a split
-// count s costs ceil(G s / slots) waves of ceil(T / s) tiles each, slots being
+// count s costs ceil(G s / slots) waves of ceil(T / s) tiles each (int8 tiles
+// hold 128 keys: the same bytes), slots being
 // the blocks the GPU holds at once (2 per SM). The cheapest s wins, the
 // smallest on ties, so a grid that already fills the GPU runs unsplit and
 // writes its output directly (no workspace, no combine launch). On the device
@@ -32,8 +33,10 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 int m_tiles_of(const KvAttentionParams& p) { return int(ceil_div((p.hq / p.hkv) * p.sq, kv_attn::kRowsM)); }
 
+int tile_keys(const KvAttentionParams& p) { return p.cache_int8 ? kv_attn::Cfg<128, true>::kTileN : kTileN; }
+
 int choose_splits(const KvAttentionParams& p, int num_sms) {
-  const int64_t tiles = ceil_div(p.s_max, kTileN);
+  const int64_t tiles = ceil_div(p.s_max, tile_keys(p));
   const int64_t blocks = p.b * p.hkv * m_tiles_of(p);
   const int64_t slots = int64_t(num_sms > 0 ? num_sms : 1) * kBlocksPerSm;
   int best = 1;
@@ -63,7 +66,8 @@ Status launch_main(const KernelArgs& a, cudaStream_t stream) {
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes) == cudaSuccess &&
       cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100) == cudaSuccess;
   if (!opted_in) return Status::kCudaError;
-  const dim3 grid(unsigned(a.splits * a.m_tiles), unsigned(a.p.hkv), unsigned(a.p.b));
+  // x = (split * m_tiles + m tile) * hkv + kv head: kv head fastest (see the kernel).
+  const dim3 grid(unsigned(int64_t(a.splits) * a.m_tiles * a.p.hkv), unsigned(a.p.b));
   kernel<<<grid, kThreads, C::kSmemBytes, stream>>>(a);
   if (cudaPeekAtLastError() != cudaSuccess) return Status::kCudaError;
   if (a.splits > 1) {
@@ -134,7 +138,7 @@ Status kv_attention_cuda(const KvAttentionParams& p, void* workspace, int num_sm
   if (!supported(p)) return Status::kUnsupported;
   const KernelArgs a = make_args(p, workspace, num_sms);
   if (a.splits > 1 && (workspace == nullptr || !aligned16(workspace))) return Status::kInvalidArgument;
-  if (a.splits * a.m_tiles > 0x7fffffff) return Status::kUnsupported;
+  if (int64_t(a.splits) * a.m_tiles * p.hkv > 0x7fffffff) return Status::kUnsupported;
   if (p.dtype == DType::kFloat16) return dispatch<__half>(a, stream);
   return dispatch<__nv_bfloat16>(a, stream);
 }

@@ -1,15 +1,16 @@
 // Split-KV (flash-decoding) attention over a KV cache, fused with the append
 // of the new tokens; device code of kv_attention.cu.
 //
-// Work split. Block (split * m_tiles + m tile, kv head, sequence) owns 16
+// Work split. Block ((split * m_tiles + m tile) * hkv + kv head, sequence) owns 16
 // packed query rows (row = query position * group + head within the group),
 // so one kv head's K and V tiles feed every query head of its GQA group and
 // are read once. The keys of the sequence are cut into `splits` equal runs of
 // whole 64-key tiles, sized from the real length on the device: a split past
 // the end does no work and reports lse = -inf to the combine kernel.
 //
-// Pipeline. 64-key tiles of K and V stream into shared memory with cp.async,
-// kStages deep; each of the 4 warps takes 16 keys of a tile with its own
+// Pipeline. Tiles of K and V (64 keys; int8: 128 keys, the same bytes) stream
+// into shared memory with cp.async, kStages deep; each of the 4 warps takes
+// 16 keys of every 64-key sub-tile with its own
 // online-softmax state (m, l, O), and the warps are merged once at the end.
 //
 // Tensor cores without ldmatrix. Both matmuls use mma.sync m16n8k16 with the
@@ -48,7 +49,7 @@ namespace slimops::cuda::kv_attn {
 
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
-constexpr int kTileN = 64;  // keys per pipeline stage: 16 per warp
+constexpr int kTileN = 64;  // keys per sub-tile: 16 per warp (int8 stages hold two)
 constexpr int kRowsM = 16;  // packed query rows per block (one mma M)
 constexpr int kMaxSplits = 128;
 constexpr float kLog2e = 1.4426950408889634f;
@@ -66,14 +67,17 @@ struct KernelArgs {
 template <int kD, bool kInt8>
 struct Cfg {
   static constexpr int kElemBytes = kInt8 ? 1 : 2;
+  // Stages are sized in bytes: an int8 stage holds 128 keys (two 64-key
+  // sub-tiles), as many bytes as a 64-key 16-bit stage.
+  static constexpr int kTileN = kInt8 ? 2 * kv_attn::kTileN : kv_attn::kTileN;
+  static constexpr int kSubTiles = kTileN / kv_attn::kTileN;
   static constexpr int kRowBytes = kD * kElemBytes;
   static constexpr int kChunks = kRowBytes / 16;  // 16-byte chunks per key row
   static constexpr int kElemsPerChunk = 16 / kElemBytes;
   static constexpr int kStepsPerChunk = kElemsPerChunk / 4;  // k-steps of 16 fed by one chunk per lane
   static constexpr int kKSteps = kD / 16;
   static constexpr int kChunksPerThread = kTileN * kChunks / kThreads;
-  // int8 tiles are half the bytes: more of them keep as many bytes in flight.
-  static constexpr int kStages = kInt8 ? 4 : 3;
+  static constexpr int kStages = 3;
   static constexpr int kTileBytes = kTileN * kRowBytes;
   static constexpr int kScaleBytes = kInt8 ? 2 * kTileN * 4 : 0;
   static constexpr int kStageBytes = 2 * kTileBytes + kScaleBytes;
@@ -123,6 +127,14 @@ __device__ __forceinline__ uint32_t biased_bytes_to_half2(uint32_t w, uint32_t s
   return d;
 }
 
+// 2^x by the MUFU unit (ex2.approx: 2 ulp, 2^-inf = 0), the log2e of the
+// softmax already folded into the scores.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 template <typename T>
 __device__ __forceinline__ float2 to_float2(uint32_t w) {
   if constexpr (std::is_same_v<T, __half>) {
@@ -138,32 +150,41 @@ __global__ void __launch_bounds__(kThreads, 2) kv_attention_kernel(const KernelA
   using MT = std::conditional_t<kInt8, __half, T>;  // the mma operand type
   using PM = mma::Packed<MT>;
   constexpr int S = C::kStages;
+  constexpr int TN = C::kTileN;
+  static_assert(TN <= kThreads, "paged row offsets: one row per thread");
   extern __shared__ __align__(16) uint8_t smem[];
   uint8_t* pipe = smem;
-  int64_t* rowoff_s = reinterpret_cast<int64_t*>(smem + C::kMainBytes);  // [S][2][kTileN]
+  int64_t* rowoff_s = reinterpret_cast<int64_t*>(smem + C::kMainBytes);  // [S][2][TN]
   float* stat_m = reinterpret_cast<float*>(smem + C::kMainBytes + C::kRowOffBytes);
   float* stat_l = stat_m + kWarps * kRowsM;
   float* out_s = reinterpret_cast<float*>(smem);
 
   const KvAttentionParams& p = a.p;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, c = lane % 4;
-  const int split = blockIdx.x % a.splits, mt = blockIdx.x / a.splits;
-  const int kvh = blockIdx.y, b = blockIdx.z;
+  // kv head fastest: the blocks of one (sequence, split) start together and
+  // walk the same positions in the same order, so the hkv 256-byte head rows
+  // of each cache row are requested close in time (DRAM page locality of the
+  // [b, s, hkv, d] layout).
+  const int kvh = int(blockIdx.x % uint32_t(p.hkv));
+  const int rest = int(blockIdx.x / uint32_t(p.hkv));
+  const int mt = rest % a.m_tiles, split = rest / a.m_tiles;
+  const int b = blockIdx.y;
   const bool append = p.k_new != nullptr;
   const int seqlen = p.cache_seqlens[b];
   const int t_b = seqlen + (append ? int(p.sq) : 0);
   const int sq = int(p.sq);
 
-  const int tiles_total = (t_b + kTileN - 1) / kTileN;
+  const int tiles_total = (t_b + TN - 1) / TN;
   const int tiles_per_split = (tiles_total + a.splits - 1) / a.splits;
-  const int n_begin = split * tiles_per_split * kTileN;
-  const int n_end = min(t_b, n_begin + tiles_per_split * kTileN);
-  const int ntiles = n_end > n_begin ? (n_end - n_begin + kTileN - 1) / kTileN : 0;
+  const int n_begin = split * tiles_per_split * TN;
+  const int n_end = min(t_b, n_begin + tiles_per_split * TN);
+  const int ntiles = n_end > n_begin ? (n_end - n_begin + TN - 1) / TN : 0;
   const bool owner = mt == 0;
   // Blocks walk their tiles from a rotated start (softmax does not care about
-  // the order): caches whose batch / head / split strides are large powers of
-  // two would otherwise have every block on the same address bits at once.
-  const int rot = ntiles > 0 ? int((uint32_t(b * p.hkv + kvh) * 37u + uint32_t(split) * 11u) % uint32_t(ntiles)) : 0;
+  // the order): caches whose batch / split strides are large powers of two
+  // would otherwise have every sequence on the same address bits at once. The
+  // rotation does not depend on the kv head (see above).
+  const int rot = ntiles > 0 ? int((uint32_t(b) * 37u + uint32_t(split) * 11u) % uint32_t(ntiles)) : 0;
   auto tile_at = [&](int it) { return it + rot < ntiles ? it + rot : it + rot - ntiles; };
 
   const uint8_t* kc = static_cast<const uint8_t*>(p.k_cache);
@@ -175,26 +196,26 @@ __global__ void __launch_bounds__(kThreads, 2) kv_attention_kernel(const KernelA
   // ---- Paged: cache (and scale) offsets of the rows of a tile, one tile
   // ahead of the loads, so block_table's latency is paid once per block.
   auto fetch_page = [&](int it) -> int {
-    if (!kPaged || tid >= kTileN || it >= ntiles) return 0;
-    const int pos = n_begin + tile_at(it) * kTileN + tid;
+    if (!kPaged || tid >= TN || it >= ntiles) return 0;
+    const int pos = n_begin + tile_at(it) * TN + tid;
     if (pos >= n_end) return 0;
     return __ldg(p.block_table + int64_t(b) * p.block_table_batch_stride + pos / int(p.block_size));
   };
   auto store_page = [&](int it, int page) {
-    if (tid < kTileN && it < ntiles) {
-      const int pos = n_begin + tile_at(it) * kTileN + tid;
+    if (tid < TN && it < ntiles) {
+      const int pos = n_begin + tile_at(it) * TN + tid;
       const int in_block = pos % int(p.block_size);
-      int64_t* slot = rowoff_s + (it % S) * 2 * kTileN;
+      int64_t* slot = rowoff_s + (it % S) * 2 * TN;
       slot[tid] = int64_t(page) * p.cache_batch_stride + int64_t(in_block) * p.cache_seq_stride;
-      slot[kTileN + tid] = int64_t(page) * p.scale_batch_stride + int64_t(in_block) * p.scale_seq_stride;
+      slot[TN + tid] = int64_t(page) * p.scale_batch_stride + int64_t(in_block) * p.scale_seq_stride;
     }
   };
   auto cache_row = [&](int stage, int row, int pos) -> int64_t {
-    if constexpr (kPaged) return rowoff_s[stage * 2 * kTileN + row];
+    if constexpr (kPaged) return rowoff_s[stage * 2 * TN + row];
     else return int64_t(b) * p.cache_batch_stride + int64_t(pos) * p.cache_seq_stride;
   };
   auto scale_row = [&](int stage, int row, int pos) -> int64_t {
-    if constexpr (kPaged) return rowoff_s[stage * 2 * kTileN + kTileN + row];
+    if constexpr (kPaged) return rowoff_s[stage * 2 * TN + TN + row];
     else return int64_t(b) * p.scale_batch_stride + int64_t(pos) * p.scale_seq_stride;
   };
 
@@ -252,8 +273,8 @@ __global__ void __launch_bounds__(kThreads, 2) kv_attention_kernel(const KernelA
     const int stage = it % S;
     uint8_t* ks = pipe + stage * C::kStageBytes;
     uint8_t* vs = ks + C::kTileBytes;
-    const int t0 = n_begin + tile_at(it) * kTileN;
-    const bool has_new = append && t0 + kTileN > seqlen;  // block-uniform
+    const int t0 = n_begin + tile_at(it) * TN;
+    const bool has_new = append && t0 + TN > seqlen;  // block-uniform
 #pragma unroll
     for (int i = 0; i < C::kChunksPerThread; ++i) {
       const int idx = tid + i * kThreads;
@@ -272,7 +293,7 @@ __global__ void __launch_bounds__(kThreads, 2) kv_attention_kernel(const KernelA
           quantise_chunk(kn + (is_new ? nofs : 0), static_cast<uint8_t*>(p.k_cache), p.k_scale,
                          mma::smem_u32(ks + soff), kss + row, is_new, ch, off, soff_g);
           quantise_chunk(vn + (is_new ? nofs : 0), static_cast<uint8_t*>(p.v_cache), p.v_scale,
-                         mma::smem_u32(vs + soff), kss + kTileN + row, is_new, ch, off, soff_g);
+                         mma::smem_u32(vs + soff), kss + TN + row, is_new, ch, off, soff_g);
         }
       }
       if (!is_new) {
@@ -292,16 +313,20 @@ __global__ void __launch_bounds__(kThreads, 2) kv_attention_kernel(const KernelA
       }
     }
     if constexpr (kInt8) {
-      // One scale per thread: threads 0..63 the k scales, 64..127 the v scales.
-      const int row = tid % kTileN;
-      const int pos = t0 + row;
-      const bool in_range = pos < n_end;
-      const bool is_new = append && in_range && pos >= seqlen;
-      float* dst = reinterpret_cast<float*>(vs + C::kTileBytes) + tid;
-      const float* src = tid < kTileN ? p.k_scale : p.v_scale;
-      if (!is_new) {
-        const int64_t so = in_range ? scale_row(stage, row, pos) + kvh : 0;
-        mma::cp_async_4(mma::smem_u32(dst), src + so, in_range);
+      // [k scales of the tile | v scales of the tile], one float per thread and pass.
+#pragma unroll
+      for (int i = 0; i < 2 * TN / kThreads; ++i) {
+        const int idx = tid + i * kThreads;
+        const int row = idx % TN;
+        const int pos = t0 + row;
+        const bool in_range = pos < n_end;
+        const bool is_new = append && in_range && pos >= seqlen;
+        float* dst = reinterpret_cast<float*>(vs + C::kTileBytes) + idx;
+        const float* src = idx < TN ? p.k_scale : p.v_scale;
+        if (!is_new) {
+          const int64_t so = in_range ? scale_row(stage, row, pos) + kvh : 0;
+          mma::cp_async_4(mma::smem_u32(dst), src + so, in_range);
+        }
       }
     }
   };
@@ -399,142 +424,147 @@ __global__ void __launch_bounds__(kThreads, 2) kv_attention_kernel(const KernelA
     const uint32_t ks = mma::smem_u32(pipe + stage * C::kStageBytes);
     const uint32_t vs = ks + C::kTileBytes;
     const float* kscale = reinterpret_cast<const float*>(pipe + stage * C::kStageBytes + 2 * C::kTileBytes);
-    const int t0 = n_begin + tile_at(t) * kTileN;
+    const int t0 = n_begin + tile_at(t) * TN;
 
-    // S = Q K^T over this warp's 16 keys.
-    float sc[2][4];
+    // Each warp takes 16 keys of every 64-key sub-tile.
+#pragma unroll 1
+    for (int st = 0; st < C::kSubTiles; ++st) {
+      const int kb = st * kTileN + warp * 16;
+      // S = Q K^T over this warp's 16 keys.
+      float sc[2][4];
 #pragma unroll
-    for (int nt = 0; nt < 2; ++nt) {
-      sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
-      const int row = warp * 16 + nt * 8 + g;
+      for (int nt = 0; nt < 2; ++nt) {
+        sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
+        const int row = kb + nt * 8 + g;
 #pragma unroll
-      for (int qi = 0; qi < C::kChunks / 4; ++qi) {
-        const uint4 kv = lds128(ks + row * C::kRowBytes + swizzle<C::kChunks>(row, 4 * qi + c) * 16);
-        const uint32_t w[4] = {kv.x, kv.y, kv.z, kv.w};
+        for (int qi = 0; qi < C::kChunks / 4; ++qi) {
+          const uint4 kv = lds128(ks + row * C::kRowBytes + swizzle<C::kChunks>(row, 4 * qi + c) * 16);
+          const uint32_t w[4] = {kv.x, kv.y, kv.z, kv.w};
 #pragma unroll
-        for (int sub = 0; sub < C::kStepsPerChunk; ++sub) {
-          uint32_t b0, b1;
-          if constexpr (kInt8) {
-            const uint32_t x = w[sub] ^ 0x80808080u;
-            b0 = biased_bytes_to_half2(x, 0x5140);
-            b1 = biased_bytes_to_half2(x, 0x7362);
-          } else {
-            b0 = w[2 * sub];
-            b1 = w[2 * sub + 1];
+          for (int sub = 0; sub < C::kStepsPerChunk; ++sub) {
+            uint32_t b0, b1;
+            if constexpr (kInt8) {
+              const uint32_t x = w[sub] ^ 0x80808080u;
+              b0 = biased_bytes_to_half2(x, 0x5140);
+              b1 = biased_bytes_to_half2(x, 0x7362);
+            } else {
+              b0 = w[2 * sub];
+              b1 = w[2 * sub + 1];
+            }
+            PM::mma(sc[nt], qf[qi * C::kStepsPerChunk + sub], b0, b1);
           }
-          PM::mma(sc[nt], qf[qi * C::kStepsPerChunk + sub], b0, b1);
         }
       }
-    }
 
-    // Online softmax (log2 domain); masked keys -> -inf.
-    float mx[2] = {-INFINITY, -INFINITY};
+      // Online softmax (log2 domain); masked keys -> -inf.
+      float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int nt = 0; nt < 2; ++nt) {
+      for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int key = warp * 16 + nt * 8 + 2 * c + e;
-        const int pos = t0 + key;
-        float ksc = 1.f;
-        if constexpr (kInt8) ksc = kscale[key];
+        for (int e = 0; e < 2; ++e) {
+          const int key = kb + nt * 8 + 2 * c + e;
+          const int pos = t0 + key;
+          float ksc = 1.f;
+          if constexpr (kInt8) ksc = kscale[key];
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const float v = pos < row_lim[r] ? sc[nt][2 * r + e] * row_scale[r] * ksc : -INFINITY;
-          sc[nt][2 * r + e] = v;
-          mx[r] = fmaxf(mx[r], v);
+          for (int r = 0; r < 2; ++r) {
+            const float v = pos < row_lim[r] ? sc[nt][2 * r + e] * row_scale[r] * ksc : -INFINITY;
+            sc[nt][2 * r + e] = v;
+            mx[r] = fmaxf(mx[r], v);
+          }
         }
       }
-    }
-    float m_use[2], factor[2];
+      float m_use[2], factor[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      const float m_new = fmaxf(m_run[r], mx[r]);
-      m_use[r] = m_new == -INFINITY ? 0.f : m_new;
-      factor[r] = exp2f(m_run[r] - m_use[r]);
-      m_run[r] = m_new;
-      l_run[r] *= factor[r];
-    }
-    float pr[2][4];
-#pragma unroll
-    for (int nt = 0; nt < 2; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        pr[nt][e] = exp2f(sc[nt][e] - m_use[e / 2]);
-        l_run[e / 2] += pr[nt][e];
+      for (int r = 0; r < 2; ++r) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        const float m_new = fmaxf(m_run[r], mx[r]);
+        m_use[r] = m_new == -INFINITY ? 0.f : m_new;
+        factor[r] = fast_exp2(m_run[r] - m_use[r]);
+        m_run[r] = m_new;
+        l_run[r] *= factor[r];
       }
-      if constexpr (kInt8) {
-        const float2 vsc = *reinterpret_cast<const float2*>(kscale + kTileN + warp * 16 + nt * 8 + 2 * c);
-        pr[nt][0] *= vsc.x;
-        pr[nt][1] *= vsc.y;
-        pr[nt][2] *= vsc.x;
-        pr[nt][3] *= vsc.y;
-      }
-    }
+      float pr[2][4];
 #pragma unroll
-    for (int j = 0; j < kD / 8; ++j) {
-      o[j][0] *= factor[0];
-      o[j][1] *= factor[0];
-      o[j][2] *= factor[1];
-      o[j][3] *= factor[1];
-    }
-    const uint32_t pa[4] = {PM::pack(pr[0][0], pr[0][1]), PM::pack(pr[0][2], pr[0][3]), PM::pack(pr[1][0], pr[1][1]),
-                            PM::pack(pr[1][2], pr[1][3])};
-
-    // O += P V: this lane supplies keys {2c, 2c+1, 2c+8, 2c+9} at d in [g kD/8, (g+1) kD/8).
-    const int kr[4] = {warp * 16 + 2 * c, warp * 16 + 2 * c + 1, warp * 16 + 2 * c + 8, warp * 16 + 2 * c + 9};
-    if constexpr (!kInt8) {
-      constexpr int kWords = kD / 16;  // 32-bit words of d per lane per key
-      uint32_t vw[4][kWords];
+      for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-#pragma unroll
-        for (int h = 0; h < kWords / 4; ++h) {
-          const int ch = g * (kWords / 4) + h;
-          const uint4 v = lds128(vs + kr[i] * C::kRowBytes + swizzle<C::kChunks>(kr[i], ch) * 16);
-          vw[i][4 * h] = v.x;
-          vw[i][4 * h + 1] = v.y;
-          vw[i][4 * h + 2] = v.z;
-          vw[i][4 * h + 3] = v.w;
+        for (int e = 0; e < 4; ++e) {
+          pr[nt][e] = fast_exp2(sc[nt][e] - m_use[e / 2]);
+          l_run[e / 2] += pr[nt][e];
+        }
+        if constexpr (kInt8) {
+          const float2 vsc = *reinterpret_cast<const float2*>(kscale + TN + kb + nt * 8 + 2 * c);
+          pr[nt][0] *= vsc.x;
+          pr[nt][1] *= vsc.y;
+          pr[nt][2] *= vsc.x;
+          pr[nt][3] *= vsc.y;
         }
       }
 #pragma unroll
       for (int j = 0; j < kD / 8; ++j) {
-        const uint32_t sel = (j & 1) ? 0x7632 : 0x5410;
-        PM::mma(o[j], pa, prmt(vw[0][j / 2], vw[1][j / 2], sel), prmt(vw[2][j / 2], vw[3][j / 2], sel));
+        o[j][0] *= factor[0];
+        o[j][1] *= factor[0];
+        o[j][2] *= factor[1];
+        o[j][3] *= factor[1];
       }
-    } else {
-      constexpr int kWords = kD / 32;  // 32-bit words (4 int8) of d per lane per key
-      uint32_t vw[4][kWords];
+      const uint32_t pa[4] = {PM::pack(pr[0][0], pr[0][1]), PM::pack(pr[0][2], pr[0][3]), PM::pack(pr[1][0], pr[1][1]),
+                              PM::pack(pr[1][2], pr[1][3])};
+
+      // O += P V: this lane supplies keys {2c, 2c+1, 2c+8, 2c+9} at d in [g kD/8, (g+1) kD/8).
+      const int kr[4] = {kb + 2 * c, kb + 2 * c + 1, kb + 2 * c + 8, kb + 2 * c + 9};
+      if constexpr (!kInt8) {
+        constexpr int kWords = kD / 16;  // 32-bit words of d per lane per key
+        uint32_t vw[4][kWords];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        if constexpr (kWords == 4) {
-          const uint4 v = lds128(vs + kr[i] * C::kRowBytes + swizzle<C::kChunks>(kr[i], g) * 16);
-          vw[i][0] = v.x;
-          vw[i][1] = v.y;
-          vw[i][2] = v.z;
-          vw[i][3] = v.w;
-        } else {
-          const uint2 v =
-              lds64(vs + kr[i] * C::kRowBytes + swizzle<C::kChunks>(kr[i], g >> 1) * 16 + (g & 1) * 8);
-          vw[i][0] = v.x;
-          vw[i][1] = v.y;
+        for (int i = 0; i < 4; ++i) {
+#pragma unroll
+          for (int h = 0; h < kWords / 4; ++h) {
+            const int ch = g * (kWords / 4) + h;
+            const uint4 v = lds128(vs + kr[i] * C::kRowBytes + swizzle<C::kChunks>(kr[i], ch) * 16);
+            vw[i][4 * h] = v.x;
+            vw[i][4 * h + 1] = v.y;
+            vw[i][4 * h + 2] = v.z;
+            vw[i][4 * h + 3] = v.w;
+          }
         }
-      }
 #pragma unroll
-      for (int w = 0; w < kWords; ++w) {
-        uint32_t lo[2], hi[2];
-#pragma unroll
-        for (int pp = 0; pp < 2; ++pp) {
-          const uint32_t x = vw[2 * pp][w] ^ 0x80808080u, y = vw[2 * pp + 1][w] ^ 0x80808080u;
-          lo[pp] = prmt(x, y, 0x5140);  // bytes 0, 1 of the two keys, interleaved
-          hi[pp] = prmt(x, y, 0x7362);  // bytes 2, 3
+        for (int j = 0; j < kD / 8; ++j) {
+          const uint32_t sel = (j & 1) ? 0x7632 : 0x5410;
+          PM::mma(o[j], pa, prmt(vw[0][j / 2], vw[1][j / 2], sel), prmt(vw[2][j / 2], vw[3][j / 2], sel));
         }
-        PM::mma(o[4 * w + 0], pa, biased_bytes_to_half2(lo[0], 0x5140), biased_bytes_to_half2(lo[1], 0x5140));
-        PM::mma(o[4 * w + 1], pa, biased_bytes_to_half2(lo[0], 0x7362), biased_bytes_to_half2(lo[1], 0x7362));
-        PM::mma(o[4 * w + 2], pa, biased_bytes_to_half2(hi[0], 0x5140), biased_bytes_to_half2(hi[1], 0x5140));
-        PM::mma(o[4 * w + 3], pa, biased_bytes_to_half2(hi[0], 0x7362), biased_bytes_to_half2(hi[1], 0x7362));
+      } else {
+        constexpr int kWords = kD / 32;  // 32-bit words (4 int8) of d per lane per key
+        uint32_t vw[4][kWords];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          if constexpr (kWords == 4) {
+            const uint4 v = lds128(vs + kr[i] * C::kRowBytes + swizzle<C::kChunks>(kr[i], g) * 16);
+            vw[i][0] = v.x;
+            vw[i][1] = v.y;
+            vw[i][2] = v.z;
+            vw[i][3] = v.w;
+          } else {
+            const uint2 v =
+                lds64(vs + kr[i] * C::kRowBytes + swizzle<C::kChunks>(kr[i], g >> 1) * 16 + (g & 1) * 8);
+            vw[i][0] = v.x;
+            vw[i][1] = v.y;
+          }
+        }
+#pragma unroll
+        for (int w = 0; w < kWords; ++w) {
+          uint32_t lo[2], hi[2];
+#pragma unroll
+          for (int pp = 0; pp < 2; ++pp) {
+            const uint32_t x = vw[2 * pp][w] ^ 0x80808080u, y = vw[2 * pp + 1][w] ^ 0x80808080u;
+            lo[pp] = prmt(x, y, 0x5140);  // bytes 0, 1 of the two keys, interleaved
+            hi[pp] = prmt(x, y, 0x7362);  // bytes 2, 3
+          }
+          PM::mma(o[4 * w + 0], pa, biased_bytes_to_half2(lo[0], 0x5140), biased_bytes_to_half2(lo[1], 0x5140));
+          PM::mma(o[4 * w + 1], pa, biased_bytes_to_half2(lo[0], 0x7362), biased_bytes_to_half2(lo[1], 0x7362));
+          PM::mma(o[4 * w + 2], pa, biased_bytes_to_half2(hi[0], 0x5140), biased_bytes_to_half2(hi[1], 0x5140));
+          PM::mma(o[4 * w + 3], pa, biased_bytes_to_half2(hi[0], 0x7362), biased_bytes_to_half2(hi[1], 0x7362));
+        }
       }
     }
     if constexpr (kPaged) {
