@@ -239,3 +239,16 @@ def test_module_to_cuda_relayouts_and_back(bits, gen):
     assert torch.equal(sd["values"].cpu(), cpu_values)  # canonical order in the state dict
     layer.cpu()
     assert not layer.cuda_layout and torch.equal(layer.values, cpu_values)
+
+
+@requires_cuda
+def test_module_large_m_cuda_runs_cusparselt_path(gen):
+    from slimops.nn.sparse24_linear import CUSPARSELT_FROM_M
+
+    lin = torch.nn.Linear(512, 256).to(torch.bfloat16).cuda()
+    layer = slimops.Sparse24Linear.from_linear(lin)
+    x = randn_with_outliers(CUSPARSELT_FROM_M + 3, 512, dtype=torch.bfloat16, generator=gen).cuda()
+    ref = torch.nn.functional.linear(x.float(), layer.dequantize().float(), lin.bias.float())
+    assert rel_error(layer(x), ref) < TOL[torch.bfloat16]
+    layer.cpu()
+    assert layer._cusparselt is None  # the copy does not follow the module across devices

@@ -7,6 +7,16 @@ from ..formats import sparse24, sparse24_cuda
 from ..ops import sparse24_gemm
 
 
+# From this many rows of x on CUDA (bits 16) the layer runs torch's 2:4 path
+# (cuSPARSELt) instead of the op: at large M the work is tensor-core math,
+# where cuSPARSELt's tuned sparse GEMM beats both our mma.sp tiles and the
+# op's decompress + cuBLAS (H100, bench/results/sparse24_cuda_h100.md: at
+# M = 4096 cuSPARSELt takes 0.66-0.75x the op's time; at M = 1024 0.59x on
+# 8192 x 28672). It costs a second, cuSPARSELt-format copy of the kept
+# values (9/16 of the dense bytes), made on the first such call.
+CUSPARSELT_FROM_M = 1024
+
+
 def _cuda_kernel_takes(n: int, k: int, bits: int, dtype: torch.dtype) -> bool:
     return n % 16 == 0 and k % 64 == 0 and (bits == 4 or dtype in (torch.float16, torch.bfloat16))
 
@@ -24,6 +34,8 @@ class Sparse24Linear(nn.Module):
     ``state_dict`` always holds the canonical order. On CUDA the kernel needs
     N % 16 == 0, K % 64 == 0 and fp16/bf16 (or int4) values; other layers
     stay canonical and run as a dense F.linear of the decompressed weight.
+    From ``CUSPARSELT_FROM_M`` rows of x on CUDA (bits 16), the layer runs
+    torch's cuSPARSELt 2:4 GEMM on a copy it makes on first use (see above).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, bits: int = 16,
@@ -46,6 +58,7 @@ class Sparse24Linear(nn.Module):
         self.register_buffer("scales", torch.ones(n, k // group_size, dtype=torch.float32, device=device) if bits == 4 else None)
         self.register_buffer("bias", torch.zeros(n, dtype=dtype, device=device) if bias else None)
         self.cuda_layout = False
+        self._cusparselt = None  # torch's semi-structured copy for large M, made on demand
         self._sync_layout()
 
     @classmethod
@@ -101,8 +114,25 @@ class Sparse24Linear(nn.Module):
     def _apply(self, fn, recurse=True):
         # .to()/.cuda()/.cpu() move the buffers; the layout follows the device.
         out = super()._apply(fn, recurse)
+        self._cusparselt = None
         self._sync_layout()
         return out
+
+    def _large_m_weight(self):
+        """torch's cuSPARSELt 2:4 weight (made once), or False where it cannot run."""
+        if self._cusparselt is None:
+            try:
+                from torch.sparse import SparseSemiStructuredTensor, to_sparse_semi_structured
+
+                before = SparseSemiStructuredTensor._FORCE_CUTLASS
+                SparseSemiStructuredTensor._FORCE_CUTLASS = False
+                try:
+                    self._cusparselt = to_sparse_semi_structured(self.dequantize())
+                finally:
+                    SparseSemiStructuredTensor._FORCE_CUTLASS = before
+            except (RuntimeError, ValueError, NotImplementedError, ImportError):
+                self._cusparselt = False
+        return self._cusparselt
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -111,6 +141,7 @@ class Sparse24Linear(nn.Module):
             destination[prefix + "values"], destination[prefix + "meta"] = values, meta
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self._cusparselt = None
         was_cuda = self.cuda_layout
         if was_cuda:  # load the canonical tensors into canonical buffers, then re-lay out
             self.values, self.meta = self._canonical()
@@ -122,6 +153,12 @@ class Sparse24Linear(nn.Module):
         if x.is_cuda and not self.cuda_layout:
             b = None if self.bias is None else self.bias.to(x.dtype)
             return nn.functional.linear(x, self.dequantize().to(x.dtype), b)
+        if (x.is_cuda and self.bits == 16 and x.numel() >= CUSPARSELT_FROM_M * self.in_features
+                and not torch.compiler.is_compiling()):
+            w = self._large_m_weight()
+            if w is not False:
+                b = None if self.bias is None else self.bias.to(x.dtype)
+                return nn.functional.linear(x, w, b)
         return sparse24_gemm(x, self.values, self.meta, self.bias, scales=self.scales, bits=self.bits,
                              group_size=self.group_size, layout=1 if self.cuda_layout else 0)
 
