@@ -11,10 +11,13 @@ from ..ops import sparse24_gemm
 # (cuSPARSELt) instead of the op: at large M the work is tensor-core math,
 # where cuSPARSELt's tuned sparse GEMM beats both our mma.sp tiles and the
 # op's decompress + cuBLAS (H100, bench/results/sparse24_cuda_h100.md: at
-# M = 4096 cuSPARSELt takes 0.66-0.75x the op's time; at M = 1024 0.59x on
-# 8192 x 28672). It costs a second, cuSPARSELt-format copy of the kept
-# values (9/16 of the dense bytes), made on the first such call.
-CUSPARSELT_FROM_M = 1024
+# M = 4096 it runs 1.23-1.27x cuBLAS where the op's path is 0.94x). At
+# M = 1024 the two measured runs disagree (cuSPARSELt 0.43-0.94 ms at
+# 8192 x 28672 against the op's 0.92) and the op's path wins the other two
+# shapes, so the switch sits at the M measured to pay everywhere. It costs a
+# second, cuSPARSELt-format copy of the kept values (9/16 of the dense
+# bytes), made on the first such call.
+CUSPARSELT_FROM_M = 4096
 
 
 def _cuda_kernel_takes(n: int, k: int, bits: int, dtype: torch.dtype) -> bool:
