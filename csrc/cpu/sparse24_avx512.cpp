@@ -148,19 +148,21 @@ void rows_xt(const Sparse24Params& p, const float* xt, int64_t n0, int64_t n1) {
             const unsigned byte = meta[g / 2];
             const int64_t col[4] = {4 * g + (byte & 3), 4 * g + ((byte >> 2) & 3), 4 * g + 4 + ((byte >> 4) & 3),
                                     4 * g + 4 + (byte >> 6)};
-            // The 4 kept values as floats: bf16 widened 4 at once, so each
-            // broadcast folds into its FMA as a memory operand.
-            alignas(16) float vbuf[4];
-            const float* v;
             if constexpr (kDt == DType::kFloat32) {
-              v = static_cast<const float*>(p.values) + vbase + 2 * g;
+              const float* v = static_cast<const float*>(p.values) + vbase + 2 * g;
+              for (int t = 0; t < 4; ++t)
+                acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(v[t]), _mm512_loadu_ps(xb + col[t] * 16), acc[t]);
             } else {
-              const __m128i h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(p.values) + vbase + 2 * g));
-              _mm_store_ps(vbuf, _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16)));
-              v = vbuf;
+              // bf16: the 4 values widened at once and broadcast from the
+              // register (a round trip through memory stalled on forwarding).
+              const __m128i h = _mm_loadl_epi64(
+                  reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(p.values) + vbase + 2 * g));
+              const __m512i v4 = _mm512_castsi128_si512(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16));
+              for (int t = 0; t < 4; ++t) {
+                const __m512 w = _mm512_castsi512_ps(_mm512_permutexvar_epi32(_mm512_set1_epi32(t), v4));
+                acc[t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xb + col[t] * 16), acc[t]);
+              }
             }
-            for (int t = 0; t < 4; ++t)
-              acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(v[t]), _mm512_loadu_ps(xb + col[t] * 16), acc[t]);
           }
           total[r] = _mm512_add_ps(total[r], _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
         }
