@@ -8,7 +8,7 @@ import torch  # noqa: F401  (loads libtorch before the extension that links agai
 
 from . import _C  # noqa: F401  (registers torch.ops.slimops.*)
 from . import formats, ops, reference
-from .compress import compress, load, save
+from .compress import Recipe, compress, load, save
 from .formats.sparse24 import prune_2_4
 from .nn import KVCache, LowRankLinear, QuantLinear, Sparse24Linear
 from .ops import kv_attention, lowrank_linear, sparse24_gemm, wo_gemm
@@ -17,6 +17,7 @@ __version__ = _C.build_info()["version"]
 
 __all__ = [
     "compress",
+    "evaluate",
     "formats",
     "kv_attention",
     "KVCache",
@@ -26,6 +27,7 @@ __all__ = [
     "ops",
     "prune_2_4",
     "QuantLinear",
+    "Recipe",
     "reference",
     "save",
     "sparse24_gemm",
@@ -34,6 +36,14 @@ __all__ = [
     "info",
     "__version__",
 ]
+
+
+def evaluate(model, tokenizer, **kwargs) -> dict:
+    """Perplexity on fixed offline English text and decode tokens/s
+    (:func:`slimops.compress.evaluate.evaluate`)."""
+    from .compress.evaluate import evaluate as _evaluate
+
+    return _evaluate(model, tokenizer, **kwargs)
 
 
 def info() -> dict:
