@@ -13,24 +13,18 @@
 #include <cstring>
 #include <type_traits>
 
+#include "../common/ptx.cuh"
+
 namespace slimops::cuda::s24 {
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, L1 bypassed (every byte is read once per
-// block). valid = false copies nothing and zero-fills the destination.
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-
-__device__ __forceinline__ void cp_async_4(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0)
-               : "memory");
-}
+using ptx::and_or;
+using ptx::as_u32;
+using ptx::cp_async_16;
+using ptx::cp_async_4;
+using ptx::cp_async_commit;
+using ptx::cp_async_wait;
+using ptx::ldmatrix_x4;
+using ptx::smem_u32;
 
 // An L2 policy for data read once (W): its lines are the first evicted, so
 // streaming W recycles its own lines instead of pushing out what else the
@@ -54,13 +48,6 @@ __device__ __forceinline__ void cp_async_4_stream(uint32_t dst, const void* src,
                : "memory");
 }
 
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
-
 // Device-scope compare-and-swap with acquire-release (on success): the
 // split-K "last block" handshake.
 __device__ __forceinline__ uint64_t atomic_cas_acq_rel(uint64_t* addr, uint64_t cmp, uint64_t val) {
@@ -73,30 +60,6 @@ __device__ __forceinline__ uint64_t load_relaxed(const uint64_t* addr) {
   uint64_t v;
   asm volatile("ld.relaxed.gpu.global.b64 %0, [%1];\n" : "=l"(v) : "l"(addr) : "memory");
   return v;
-}
-
-// Four 8x8 b16 matrices; lanes 8i..8i+7 address the rows of matrix i, lane
-// l receives word l % 4 of row l / 4 of each: for x rows in shared memory
-// that is exactly the B fragment of mma.sp m16n8k32 (b_j = x[g][2t + 8j ..]).
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-// (a & b) | c in one lop3.
-__device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t b, uint32_t c) {
-  uint32_t d;
-  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-  return d;
-}
-
-template <typename V>
-__device__ __forceinline__ uint32_t as_u32(V v) {
-  static_assert(sizeof(V) == 4, "a packed pair");
-  uint32_t u;
-  memcpy(&u, &v, 4);
-  return u;
 }
 
 // Per element type: the sparse mma, packed fma, conversions, int4 magic.

@@ -18,13 +18,12 @@ from ..ops import kv_attention
 from ..reference import kv_attention as reference_kv_attention
 from ..reference import quantize_kv_int8
 from ..testing import randn_with_outliers, rel_error
-from .runner import Impl, Problem, register_family
+from .runner import DTYPES, Impl, Problem, parse_dtypes, register_family
 
 CUDA_CASES = "1x4096,1x32768,8x4096,8x16384,32x8192"
 CPU_CASES = "1x4096,1x16384"
 CUDA_DTYPES = "bf16"
 CPU_DTYPES = "fp32,bf16"
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 HQ, HKV, D = 32, 8, 128
 PAGE = 16
 
@@ -42,17 +41,10 @@ def _parse_cases(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _parse_dtypes(text: str) -> list[str]:
-    names = [d.strip() for d in text.split(",")]
-    bad = [d for d in names if d not in DTYPES]
-    if bad:
-        raise argparse.ArgumentTypeError(f"dtypes are from {sorted(DTYPES)}, got {bad}")
-    return names
-
 
 def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--cases", type=_parse_cases, default=None, help=f"B x L list (default cuda: {CUDA_CASES}; cpu: {CPU_CASES})")
-    p.add_argument("--dtype", type=_parse_dtypes, default=None, help=f"q / cache dtypes (default cuda: {CUDA_DTYPES}; cpu: {CPU_DTYPES})")
+    p.add_argument("--dtype", type=parse_dtypes, default=None, help=f"q / cache dtypes (default cuda: {CUDA_DTYPES}; cpu: {CPU_DTYPES})")
     p.add_argument("--no-variants", action="store_true", help="only the plain cache against SDPA (no int8 / append / paged rows)")
 
 
@@ -105,7 +97,7 @@ def build_problems(args) -> tuple[str, list[Problem]]:
     cuda = args.device == "cuda"
     dev = torch.device(args.device)
     cases = args.cases or _parse_cases(CUDA_CASES if cuda else CPU_CASES)
-    dtypes = args.dtype or _parse_dtypes(CUDA_DTYPES if cuda else CPU_DTYPES)
+    dtypes = args.dtype or parse_dtypes(CUDA_DTYPES if cuda else CPU_DTYPES)
     gen = torch.Generator(device=dev).manual_seed(0)
     problems = []
     for dname in dtypes:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ..ops import lowrank_linear
 from ..testing import randn_with_outliers, rel_error
-from .runner import Impl, Problem, register_family
+from .runner import DTYPES, Impl, Problem, parse_dtypes, register_family
 
 # design.md's 4096 and 8192 Llama layers, at a quarter of the rank
 # N K / (N + K) where the factors stop saving parameters (25% kept).
@@ -21,7 +21,6 @@ CPU_SHAPES = "4096x4096x512"
 CPU_MS = "1,16,64"
 CPU_DTYPES = "fp32,bf16"
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _parse_shapes(text: str) -> list[tuple[int, int, int]]:
@@ -38,18 +37,11 @@ def _parse_shapes(text: str) -> list[tuple[int, int, int]]:
     return out
 
 
-def _parse_dtypes(text: str) -> list[str]:
-    names = [d.strip() for d in text.split(",")]
-    bad = [d for d in names if d not in DTYPES]
-    if bad:
-        raise argparse.ArgumentTypeError(f"dtypes are from {sorted(DTYPES)}, got {bad}")
-    return names
-
 
 def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--shapes", type=_parse_shapes, default=None, help=f"K x N x r list (default cuda: {CUDA_SHAPES}; cpu: {CPU_SHAPES})")
     p.add_argument("--m", default=None, help=f"rows of x (default cuda: {CUDA_MS}; cpu: {CPU_MS})")
-    p.add_argument("--dtype", type=_parse_dtypes, default=None, help=f"dtypes of x, V, U (default cuda: {CUDA_DTYPES}; cpu: {CPU_DTYPES})")
+    p.add_argument("--dtype", type=parse_dtypes, default=None, help=f"dtypes of x, V, U (default cuda: {CUDA_DTYPES}; cpu: {CPU_DTYPES})")
 
 
 def _verify(x, v, u) -> float:
@@ -62,7 +54,7 @@ def build_problems(args) -> tuple[str, list[Problem]]:
     cuda = args.device == "cuda"
     shapes = args.shapes or _parse_shapes(CUDA_SHAPES if cuda else CPU_SHAPES)
     ms = [int(m) for m in (args.m or (CUDA_MS if cuda else CPU_MS)).split(",")]
-    dtypes = args.dtype or _parse_dtypes(CUDA_DTYPES if cuda else CPU_DTYPES)
+    dtypes = args.dtype or parse_dtypes(CUDA_DTYPES if cuda else CPU_DTYPES)
     dev = torch.device(args.device)
     gen = torch.Generator(device=dev).manual_seed(0)
     problems = []

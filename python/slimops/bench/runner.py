@@ -18,6 +18,20 @@ import torch
 from .timing import L2Flusher, time_cpu_interleaved, time_cuda
 
 
+# Short dtype names of the --dtype options of the families.
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def parse_dtypes(text: str) -> list[str]:
+    """A comma-separated list of DTYPES names; an argparse type, so a bad
+    list fails at parse time with the usage line."""
+    names = [d.strip() for d in text.split(",")]
+    bad = [d for d in names if d not in DTYPES]
+    if bad:
+        raise argparse.ArgumentTypeError(f"dtypes are from {sorted(DTYPES)}, got {bad}")
+    return names
+
+
 @dataclasses.dataclass
 class Impl:
     name: str

@@ -15,13 +15,12 @@ import torch.nn.functional as F
 
 from ..nn.sparse24_linear import Sparse24Linear
 from ..testing import randn_with_outliers, rel_error
-from .runner import Impl, Problem, register_family
+from .runner import DTYPES, Impl, Problem, parse_dtypes, register_family
 
 CUDA_SHAPES = "8192x8192,8192x28672,4096x14336"
 CUDA_MS = "1,4,16,64,256,1024,4096"
 CPU_SHAPES = "8192x8192"
 CPU_MS = "1,16"
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _parse_shapes(text: str) -> list[tuple[int, int]]:
