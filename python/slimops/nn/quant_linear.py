@@ -8,6 +8,7 @@ from ..formats.checkpoint import FLOAT_DTYPES, ImportedWeight, check_device, che
 from ..formats.gptq import convert_gptq
 from ..formats.quantize import dequantize, num_groups, quantize
 from ..ops import lowrank_linear, wo_gemm
+from ._float32_buffers import apply_keeping_float32
 from .factorize import low_rank_factors
 from .lowrank_linear import asvd_input_scale
 
@@ -164,6 +165,10 @@ class QuantLinear(nn.Module):
             if t is not None:
                 getattr(layer, name).copy_(t.detach())
         return layer
+
+    def _apply(self, fn, recurse=True):
+        # .to(dtype) casts the weights' float companions (bias, lr_a/lr_b), never the scales.
+        return apply_keeping_float32(self, fn, recurse, ("scales", "zeros"), super()._apply)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # The permutation is data of the checkpoint, not configuration: a layer

@@ -5,6 +5,7 @@ from torch import nn
 
 from ..formats import sparse24, sparse24_cuda
 from ..ops import sparse24_gemm
+from ._float32_buffers import apply_keeping_float32
 
 
 # From this many rows of x on CUDA (bits 16) the layer runs torch's 2:4 path
@@ -116,7 +117,11 @@ class Sparse24Linear(nn.Module):
 
     def _apply(self, fn, recurse=True):
         # .to()/.cuda()/.cpu() move the buffers; the layout follows the device.
-        out = super()._apply(fn, recurse)
+        out = apply_keeping_float32(self, fn, recurse, ("scales",), super()._apply)
+        if self.bits == 16:
+            self.dtype = self.values.dtype  # .to(dtype) cast the kept values
+        elif self.bias is not None:
+            self.dtype = self.bias.dtype
         self._cusparselt = None
         self._sync_layout()
         return out
