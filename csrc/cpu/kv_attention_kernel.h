@@ -1,7 +1,7 @@
 // The CPU KV-attention task (see kv_attention_cpu.h), written once over a
-// vector-ops trait so the scalar and AVX2 builds share the algorithm and
-// differ only in the inner loops. Include only from kv_attention_scalar.cpp
-// and kv_attention_avx2.cpp.
+// vector-ops trait so the scalar, AVX2 and AVX-512 builds share the
+// algorithm and differ only in the inner loops. Include only from
+// kv_attention_scalar.cpp, kv_attention_avx2.cpp and kv_attention_avx512.cpp.
 //
 // Per tile of kKvTileKeys keys: one pass over K fills a [rows, tile] score
 // buffer (each K row converted once, dotted with every query row of the
@@ -99,6 +99,7 @@ inline void axpy_rows(float* acc, int64_t rows, int64_t d, const float* coef, in
     default: Ops::template axpy_rows<1>(acc, rows, d, coef, coef_stride, v); break;
   }
 }
+
 template <typename Ops>
 Status attend(const KvAttentionParams& p, int64_t b, int64_t j0, int64_t j1, float* scratch, KvPartial out) {
   const int64_t group = p.hq / p.hkv, rows = kv_rows(p), d = p.d;
