@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "../common/ptx.cuh"
+#include "../wo_gemm/mma_primitives.cuh"  // mma::Packed: the packed half/bf16 math
 
 namespace slimops::cuda::s24 {
 
@@ -84,7 +85,7 @@ template <typename T> struct Ops;
                  "r"(e))
 
 template <>
-struct Ops<__half> {
+struct Ops<__half> : mma::Packed<__half> {  // fma, splat, pack, from_float
   template <int kSel>
   __device__ static __forceinline__ void mma_sp(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[4],
                                                 uint32_t e) {
@@ -94,21 +95,8 @@ struct Ops<__half> {
     else
       SLIMOPS_S24_MMA_SP("f16", "0x1");
   }
-  __device__ static __forceinline__ uint32_t fma(uint32_t a, uint32_t b, uint32_t c) {
-    uint32_t d;
-    asm("fma.rn.f16x2 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-    return d;
-  }
-  __device__ static __forceinline__ uint32_t splat(float v) {
-    uint32_t d;
-    asm("cvt.rn.f16x2.f32 %0, %1, %1;\n" : "=r"(d) : "f"(v));
-    return d;
-  }
-  // lo in the low 16 bits.
-  __device__ static __forceinline__ uint32_t pack(float lo, float hi) { return as_u32(__floats2half2_rn(lo, hi)); }
   __device__ static __forceinline__ float lo(uint32_t v) { return __low2float(*reinterpret_cast<__half2*>(&v)); }
   __device__ static __forceinline__ float hi(uint32_t v) { return __high2float(*reinterpret_cast<__half2*>(&v)); }
-  __device__ static __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
   static constexpr uint32_t kOnes = 0x3C003C00u;
   // Magic 64: a nibble ORed into mantissa bits 4-7 reads as 64 + q.
   static constexpr float kMagic = 64.f;
@@ -122,7 +110,7 @@ struct Ops<__half> {
 };
 
 template <>
-struct Ops<__nv_bfloat16> {
+struct Ops<__nv_bfloat16> : mma::Packed<__nv_bfloat16> {  // fma, splat, pack, from_float
   template <int kSel>
   __device__ static __forceinline__ void mma_sp(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[4],
                                                 uint32_t e) {
@@ -132,23 +120,9 @@ struct Ops<__nv_bfloat16> {
     else
       SLIMOPS_S24_MMA_SP("bf16", "0x1");
   }
-  __device__ static __forceinline__ uint32_t fma(uint32_t a, uint32_t b, uint32_t c) {
-    uint32_t d;
-    asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-    return d;
-  }
-  __device__ static __forceinline__ uint32_t splat(float v) {
-    uint32_t d;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %1;\n" : "=r"(d) : "f"(v));
-    return d;
-  }
-  __device__ static __forceinline__ uint32_t pack(float lo, float hi) {
-    return as_u32(__floats2bfloat162_rn(lo, hi));
-  }
   // bf16 -> f32 is a shift: exact and one instruction.
   __device__ static __forceinline__ float lo(uint32_t v) { return __uint_as_float(v << 16); }
   __device__ static __forceinline__ float hi(uint32_t v) { return __uint_as_float(v & 0xFFFF0000u); }
-  __device__ static __forceinline__ __nv_bfloat16 from_float(float v) { return __float2bfloat16_rn(v); }
   static constexpr uint32_t kOnes = 0x3F803F80u;
   // Magic 128: a nibble ORed into mantissa bits 0-3 reads as 128 + q.
   static constexpr float kMagic = 128.f;
