@@ -2,7 +2,7 @@
 # One device-tool session on the GPU box, in one call (device time is
 # scarce): build, CUDA tests, compute-sanitizer, benchmarks. Logs and tables
 # go under $OUT. Usage: bash tools/h100_session.sh [build] [test] [sanitize] [sanitize-new] [bench]
-# [bench-attn] [bench-sparse] [bench-paths]
+# [bench-attn] [bench-sparse] [bench-paths] [e2e]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/slimops_out}
@@ -51,6 +51,14 @@ for step in $steps; do
       python3 -m slimops.cli bench sparse24 --device cuda --json "$OUT/sparse24_cuda_h100.json" \
         --markdown "$OUT/sparse24_cuda_h100.md" > "$OUT/bench_sparse24.log" 2>&1
       grep -E "^\|" "$OUT/bench_sparse24.log" | tail -50 ;;
+    e2e)
+      # Whole-model decode (issue 9): its tests, then E2E_ARGS (default: the full Llama-3-8B run).
+      python3 -m pytest -q -p no:cacheprovider tests/test_bench_e2e.py > "$OUT/pytest_e2e.log" 2>&1
+      tail -3 "$OUT/pytest_e2e.log"; grep -E "^(FAILED|ERROR)" "$OUT/pytest_e2e.log" | head
+      plot=""; python3 -c "import matplotlib" 2>/dev/null && plot="--plot $OUT/e2e_h100.png"
+      timeout "${E2E_TIMEOUT:-400}" python3 -m slimops.cli bench e2e --device cuda ${E2E_ARGS:---profile} --json "$OUT/e2e_h100.json" \
+        --markdown "$OUT/e2e_h100.md" $plot > "$OUT/bench_e2e.log" 2>&1
+      echo "e2e exit $?"; grep -E "^\|" "$OUT/bench_e2e.log" | tail -20 ;;
     bench-paths)
       # Every CUDA path at every M, to set the dispatch thresholds.
       for path in gemv mma dense; do

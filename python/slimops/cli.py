@@ -19,6 +19,13 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_bench_e2e(args) -> int:
+    from .bench import e2e
+
+    e2e.run(args)
+    return 0
+
+
 def _cmd_eval(args) -> int:
     import copy
     import json
@@ -115,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         fp.add_argument("--markdown", default=None, help="write the table as Markdown here")
         add_arguments(fp)
         fp.set_defaults(func=_cmd_bench)
+    from .bench import e2e
+
+    e2e_parser = fam.add_parser("e2e", help="whole-model decode: Llama-3-8B-shaped, slimops variants against bf16")
+    e2e.add_arguments(e2e_parser)
+    e2e_parser.set_defaults(func=_cmd_bench_e2e)
     return parser
 
 
