@@ -62,7 +62,7 @@ def test_bad_arguments():
 
 
 @cuda_only
-@pytest.mark.parametrize("variant", ["dense", "dense+attn", "int4+attn+kv8", "int4+2:4"])
+@pytest.mark.parametrize("variant", ["dense", "dense+attn", "int4+attn+kv8", "int4+2:4", "int4+attn+fuse"])
 def test_cuda_graph_decode_matches_eager(variant):
     """The decode step replayed from a CUDA graph produces the very tokens the
     eager step does (the graph updates the token, its position and the cache

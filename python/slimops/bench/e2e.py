@@ -18,6 +18,7 @@ import argparse
 import datetime
 import gc
 import json
+import time
 
 import torch
 
@@ -94,7 +95,12 @@ def run(args) -> dict:
     rows, baseline_tokens = [], {}
     for name in names:
         variant = VARIANTS[name]
-        model = apply_variant(build_model(config, device, args.seed), variant)
+        t0 = time.perf_counter()
+        model = build_model(config, device, args.seed)
+        t1 = time.perf_counter()
+        apply_variant(model, variant)
+        t2 = time.perf_counter()
+        print(f"  {name}: built in {t1 - t0:.1f} s, compressed in {t2 - t1:.1f} s", flush=True)
         for batch in args.batch:
             row, tokens = run_case(model, variant, batch, args, device)
             if name == BASELINE:

@@ -35,6 +35,7 @@ class Variant:
     recipe: str | None  # slimops.compress recipe for every linear layer but lm_head; None: dense
     slimops_attention: bool  # attn_implementation "slimops" + slimops.KVCache, else "sdpa" + transformers' StaticCache
     kv_dtype: str | None = None  # slimops.KVCache storage; None: the model's dtype
+    fuse: bool = False  # slimops.nn.fuse_projections before compressing: one GEMM for q/k/v, one for gate/up
     what: str = ""
 
 
@@ -47,6 +48,10 @@ VARIANTS = {
         Variant("int4", "int4-g128", False, what="int4 g128 weights, sdpa"),
         Variant("int4+attn", "int4-g128", True, what="int4 g128 weights, slimops attention"),
         Variant("int4+attn+kv8", "int4-g128", True, "int8", what="int4 g128, slimops attention, int8 KV cache"),
+        Variant("dense+fuse", None, False, fuse=True, what="baseline with q/k/v and gate/up stacked (cuBLAS)"),
+        Variant("int8+fuse", "int8", False, fuse=True, what="int8 weights, q/k/v and gate/up stacked, sdpa"),
+        Variant("int4+attn+fuse", "int4-g128", True, fuse=True,
+                what="int4 g128, q/k/v and gate/up stacked, slimops attention"),
         Variant("2:4", "2:4", False, what="2:4 sparse weights, sdpa"),
         Variant("int4+2:4", "int4+2:4", False, what="2:4 sparse int4 g128 weights, sdpa"),
     )
@@ -88,6 +93,10 @@ def apply_variant(model: torch.nn.Module, variant: Variant) -> torch.nn.Module:
     """Compresses and switches attention in place, as a user would."""
     import slimops
 
+    if variant.fuse:
+        from ..nn.fuse import fuse_projections
+
+        fuse_projections(model)
     if variant.recipe is not None:
         slimops.compress(model, variant.recipe, progress=False)
     if variant.slimops_attention:
