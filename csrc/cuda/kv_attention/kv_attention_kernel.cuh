@@ -285,7 +285,12 @@ __global__ void __launch_bounds__(kThreads, 2) kv_attention_kernel(const KernelA
       const bool is_new = has_new && in_range && pos >= seqlen;
       const int64_t off = in_range ? cache_row(stage, row, pos) + head_off + ch * C::kElemsPerChunk : 0;
       if constexpr (kInt8) {
-        if (has_new) {
+        // A row's chunks sit on kChunks adjacent lanes, so a warp with no new
+        // row among its lanes skips the quantisation as a whole (its shuffles
+        // stay warp-uniform). At decode one row of the tile is new: without
+        // this every lane quantised zeros for every row, which made an int8
+        // append cost twice an int8 attend at short contexts.
+        if (has_new && __any_sync(0xffffffffu, is_new)) {
           const int64_t nofs = int64_t(b) * p.new_batch_stride + int64_t(pos - seqlen) * p.new_seq_stride +
                                int64_t(kvh) * p.new_head_stride + ch * 16;
           const int64_t soff_g = in_range ? scale_row(stage, row, pos) + kvh : 0;

@@ -141,6 +141,10 @@ def build_problems(args) -> tuple[str, list[Problem]]:
             append = lambda q=q, k_cache=k_cache, v_cache=v_cache, l=lens, kn=k_new, vn=v_new: kv_attention(q, k_cache, v_cache, l, kn, vn)  # noqa: E731
             problems.append(Problem({**label, "cache": f"{dname} +append"}, [Impl("slimops append+attend", append, ours=True), peer],
                                     kv_bytes, None))
+            # The same into the int8 cache: the op quantises the new row as it appends it (decode with an int8 KV cache).
+            int8_append = lambda q=q, kq=kq, vq=vq, ks=ks, vs=vs, l=lens, kn=k_new, vn=v_new: kv_attention(q, kq, vq, l, kn, vn, k_scale=ks, v_scale=vs)  # noqa: E731
+            problems.append(Problem({**label, "cache": "int8 +append"}, [Impl("slimops int8 append+attend", int8_append, ours=True), peer],
+                                    2 * B * L * HKV * (D + 4), None))
 
             # Paged, blocks of 16, shuffled.
             table = torch.randperm(B * (s_max // PAGE), device=dev).reshape(B, -1).to(torch.int32)
