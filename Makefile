@@ -7,7 +7,7 @@ DEVICE ?= $(shell $(PYTHON) -c "import torch; print('cuda' if torch.cuda.is_avai
 
 export CMAKE_BUILD_PARALLEL_LEVEL := $(JOBS)
 
-.PHONY: all deps build test bench cuda-check clean
+.PHONY: all deps build test bench bench-e2e cuda-check clean
 
 all: test
 
@@ -33,6 +33,13 @@ bench: build
 		$(PYTHON) -m slimops.cli bench $$family --device $(DEVICE) \
 			--json $(RESULTS)/$${family}_$(DEVICE).json --markdown $(RESULTS)/$${family}_$(DEVICE).md || exit 1; \
 	done
+
+# Whole-model decode of a Llama-3-8B-shaped model (issue 9): minutes on an
+# H100; on a CPU, two layers in float32 (the plot needs matplotlib).
+bench-e2e: build
+	mkdir -p $(RESULTS)
+	$(PYTHON) -m slimops.cli bench e2e --device $(DEVICE) --profile \
+		--json $(RESULTS)/e2e_$(DEVICE).json --markdown $(RESULTS)/e2e_$(DEVICE).md
 
 # Every CUDA kernel source for sm_80 and sm_90a, no torch or GPU needed.
 cuda-check:

@@ -15,7 +15,9 @@ TORCH_WHEN_MISSING = "torch==2.13.0"
 BUILD = {"scikit_build_core": "scikit-build-core>=0.10", "pybind11": "pybind11>=2.12", "ninja": "ninja"}
 # safetensors.torch needs numpy to write files. transformers: the "slimops"
 # attention integration tests (5.17 is what the GPU box runs; it needs no torch of its own).
-TEST = {"pytest": "pytest>=7", "safetensors": "safetensors>=0.4", "numpy": "numpy", "transformers": "transformers>=5.17,<6"}
+# matplotlib: the plot of `slimops bench e2e`.
+TEST = {"pytest": "pytest>=7", "safetensors": "safetensors>=0.4", "numpy": "numpy", "transformers": "transformers>=5.17,<6",
+        "matplotlib": "matplotlib"}
 
 
 def missing(mods: dict) -> list[str]:
