@@ -40,6 +40,7 @@ class GreedyDecoder:
         self.tokens = torch.zeros(B, new + 1, dtype=torch.long, device=dev)  # column 0 from the prefill
         self.use_graph = use_graph
         self.graph = None
+        self.prefill_logits = None  # [B, vocab] of the last prefill
 
     def _logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         out = self.model(input_ids=ids, position_ids=positions, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
@@ -49,7 +50,8 @@ class GreedyDecoder:
     def prefill(self) -> None:
         """Empties the cache and runs the prompt; the first new token goes to ``ids``."""
         self.cache.reset()
-        nxt = self._logits(self.prompt, self.prompt_positions).argmax(-1, keepdim=True)
+        self.prefill_logits = self._logits(self.prompt, self.prompt_positions)
+        nxt = self.prefill_logits.argmax(-1, keepdim=True)
         self.ids.copy_(nxt)
         self.tokens[:, :1].copy_(nxt)
         self.pos.fill_(self.prompt.shape[1])
@@ -87,11 +89,12 @@ class GreedyDecoder:
             else:
                 self._step()
 
-    def generate(self) -> torch.Tensor:
-        """[B, new + 1] greedy tokens (the prefill's and the decode steps')."""
+    def generate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, new + 1] greedy tokens (the prefill's and the decode steps'), and
+        the prefill's next-token logits [B, vocab] in float32."""
         self.prefill()
         self.decode()
-        return self.tokens.clone()
+        return self.tokens.clone(), self.prefill_logits.float()
 
     def time(self, reps: int) -> dict:
         """Median prefill ms and decode ms per step over ``reps`` generations."""
