@@ -18,6 +18,8 @@ them as ``k``/``v``, so the op writes them into the cache (quantising them for
 int8) and attends over the cache in the same kernel, then advances the
 cache's lengths. No separate copy into the cache, no ``repeat_kv`` (the op
 does GQA), no mask tensor (the op applies bottom-right causal masking itself).
+One exception: a prompt into an empty float cache runs SDPA and copies its
+k/v into the cache (``_prefill_empty_cache`` says why).
 
 Without a :class:`slimops.KVCache` (transformers' own DynamicCache, or
 ``use_cache=False``) the attention function still works: it attends over the
@@ -123,6 +125,8 @@ def slimops_attention_forward(
                 "append cannot follow"
             )
         layer = pending.layer
+        if layer.length == 0 and q.shape[1] > 1 and layer.dtype != torch.int8:
+            return _prefill_empty_cache(layer, query, key, value, scaling), None
         k_new, v_new = key.transpose(1, 2), value.transpose(1, 2)
         if not _same_layout(k_new, v_new):
             # The op takes one set of strides for the new k and v. In Llama/Qwen2
@@ -162,6 +166,24 @@ def slimops_attention_forward(
         causal=True,
     )
     return out, None
+
+
+def _prefill_empty_cache(layer, query, key, value, scaling):
+    """A prompt into an empty float cache: SDPA (flash on GPUs) attends, then
+    the prompt's k/v are copied into the cache. The fused op is a decode
+    kernel: it packs a kv head's query rows in tiles of 16 and re-reads the
+    keys for every tile, so a 512-token prompt ran at half SDPA's speed. An
+    int8 cache keeps the op, which quantises on append exactly as it will
+    later read; so do appends to a non-empty cache (chunked prefill, decode)."""
+    import torch.nn.functional as F
+
+    sq = query.shape[2]
+    out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling,
+                                         enable_gqa=query.shape[1] != key.shape[1])
+    layer.keys[:, :sq].copy_(key.transpose(1, 2))
+    layer.values[:, :sq].copy_(value.transpose(1, 2))
+    layer.advance(sq)
+    return out.transpose(1, 2)
 
 
 def register(name: str = NAME) -> None:
