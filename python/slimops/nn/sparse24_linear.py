@@ -83,7 +83,10 @@ class Sparse24Linear(nn.Module):
                              "(more than two non-zeros in some group of 4 along K); pass prune=True")
         layer = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, bits=bits,
                     group_size=group_size, device=torch.device("cpu"), dtype=w.dtype)
-        c = sparse24.compress(w.cpu())
+        # On the weight's own device: for a model already on the GPU, compressing
+        # 8B parameters on the CPU took a minute; the copies below bring the
+        # results to the layer's CPU buffers and .to() re-lays them out.
+        c = sparse24.compress(w)
         if bits == 16:
             layer.values.copy_(c.values)
         else:
