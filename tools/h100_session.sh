@@ -53,7 +53,9 @@ for step in $steps; do
       grep -E "^\|" "$OUT/bench_sparse24.log" | tail -50 ;;
     e2e)
       # Whole-model decode (issue 9): its tests, then E2E_ARGS (default: the full Llama-3-8B run).
-      python3 -m pytest -q -p no:cacheprovider tests/test_bench_e2e.py > "$OUT/pytest_e2e.log" 2>&1
+      python3 -m pytest -q -p no:cacheprovider tests/test_bench_e2e.py tests/test_fuse_projections.py \
+        tests/test_transformers_integration.py tests/test_sparse24.py -k "${E2E_TESTS_K:-cuda or e2e or fuse}" \
+        > "$OUT/pytest_e2e.log" 2>&1
       tail -3 "$OUT/pytest_e2e.log"; grep -E "^(FAILED|ERROR)" "$OUT/pytest_e2e.log" | head
       plot=""; python3 -c "import matplotlib" 2>/dev/null && plot="--plot $OUT/e2e_h100.png"
       timeout "${E2E_TIMEOUT:-400}" python3 -m slimops.cli bench e2e --device cuda ${E2E_ARGS:---profile} --json "$OUT/e2e_h100.json" \
