@@ -247,3 +247,56 @@ def test_torch_compile_fullgraph_on_calibrated_model(gen0):
         eager = model(x[:5])
         compiled = torch.compile(model, fullgraph=True)(x[:5])
     assert rel(compiled, eager) < 1e-4
+
+
+def test_awq_clip_with_full_hessian_beats_diagonal_blocks(gen0):
+    from slimops.compress.awq import _output_error, clip_weight, fake_quant
+
+    # Correlated inputs: the groups' errors interact through the off-diagonal blocks of H.
+    x = structured_inputs(1024, 256, gen0)
+    w = torch.randn(64, 256, generator=gen0) / 16
+    st = InputStats(256, "cpu")
+    st.add(x)
+    H = st.hessian().float()
+    err = {}
+    for sweeps in (0, 2):
+        c = clip_weight(w, st, 4, 32, True, sweeps=sweeps)
+        err[sweeps] = _output_error(w - fake_quant(c, 4, 32, True), H).item()
+    noclip = _output_error(w - fake_quant(w, 4, 32, True), H).item()
+    assert err[0] <= noclip and err[2] < 0.95 * err[0], (noclip, err)
+
+
+def test_awq_ties_o_proj_scales_across_query_heads_under_gqa():
+    from slimops.compress.awq import _fold_into_previous, scale_groups
+
+    _, m = tiny_llama(layers=1)  # 4 query heads on 2 kv heads
+    block = m.model.layers[0]
+    groups = scale_groups(block)
+    prev, names, tie = groups[-1]
+    assert prev is block.self_attn.v_proj and names == ["self_attn.o_proj"] and tie is not None
+    assert tie.shape == (96,) and tie.max().item() == 47  # 48 v_proj outputs, each read by 2 heads
+    ids = torch.randint(0, 128, (1, 20), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = m(ids).logits
+        s = torch.rand(48, generator=torch.Generator().manual_seed(1)) + 0.5
+        _fold_into_previous(prev, s)
+        block.self_attn.o_proj.weight.mul_(s[tie][None])
+        torch.testing.assert_close(m(ids).logits, ref, rtol=1e-4, atol=1e-5)  # the fold is exact
+
+
+def test_awq_scores_qkv_and_gate_up_scales_on_the_attention_and_mlp_outputs(monkeypatch):
+    from slimops.compress import awq
+
+    inspected = []
+    orig = awq._ModuleError.__init__
+
+    def init(self, parent, lins, calls):
+        inspected.append((type(parent).__name__, len(lins), len(calls)))
+        orig(self, parent, lins, calls)
+
+    monkeypatch.setattr(awq._ModuleError, "__init__", init)
+    _, base = tiny_llama()
+    calib = [torch.randint(0, 128, (64,), generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    slimops.compress(copy.deepcopy(base), "int4-g32", method="awq", calib=calib, progress=False)
+    # Per block: q/k/v replayed through self_attn, gate/up through the MLP, on every calibration sample.
+    assert inspected == [("LlamaAttention", 3, 3), ("LlamaMLP", 2, 3)] * 2

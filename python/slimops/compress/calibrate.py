@@ -62,12 +62,33 @@ def _record(stats: dict, name: str, k: int, device):
     return hook
 
 
-def collect_stats(linears: dict, run) -> dict:
-    """``{name: InputStats}`` of ``linears`` ({name: nn.Linear}) over what ``run()`` feeds them."""
-    stats, handles = {}, []
+class BlockStats(dict):
+    """``{linear name: InputStats}`` of one block, plus ``module_inputs``:
+    ``{child name: [(args, kwargs)]}``, the calls of the block's children that
+    hold linears (self_attn, mlp) over the calibration samples, so that AWQ can
+    score q/k/v scales on the attention's output and gate/up on the MLP's (as
+    AutoAWQ does) rather than on each linear's own output."""
+
+    module_inputs: dict = {}
+
+
+def _record_call(calls: list):
+    def hook(module, args, kwargs):
+        calls.append((tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args), kwargs))
+    return hook
+
+
+def collect_stats(linears: dict, run, children: dict | None = None) -> dict:
+    """``{name: InputStats}`` of ``linears`` ({name: nn.Linear}) over what ``run()``
+    feeds them; with ``children`` ({name: module}) a :class:`BlockStats` that
+    also holds their calls."""
+    stats, handles = BlockStats(), []
+    stats.module_inputs = {n: [] for n in children or {}}
     try:
         for name, lin in linears.items():
             handles.append(lin.register_forward_pre_hook(_record(stats, name, lin.in_features, lin.weight.device)))
+        for name, child in (children or {}).items():
+            handles.append(child.register_forward_pre_hook(_record_call(stats.module_inputs[name]), with_kwargs=True))
         with torch.no_grad():
             run()
     finally:
@@ -174,7 +195,9 @@ def calibrate_blocks(model, calib, compress_group, progress: bool):
     for i in it:
         block = blocks[i]
         linears = {n: m for n, m in block.named_modules() if type(m) is nn.Linear}
-        stats = collect_stats(linears, lambda: run_block(block, inputs))
+        children = {n: c for n, c in block.named_children()
+                    if not isinstance(c, nn.Linear) and any(type(m) is nn.Linear for m in c.modules())}
+        stats = collect_stats(linears, lambda: run_block(block, inputs), children)
         compress_group(block, f"{path}.{i}", stats)
         if i + 1 < len(blocks):
             inputs = run_block(block, inputs)
