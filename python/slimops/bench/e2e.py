@@ -18,9 +18,7 @@ runs of the tests hold it to 100%.
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
-import json
 import time
 
 import torch
@@ -28,7 +26,7 @@ import torch
 from .e2e_decode import GreedyDecoder, profile_decode
 from .e2e_model import BASELINE, VARIANTS, apply_variant, build_model, cache_bytes, llama_config, make_cache, weight_bytes
 from ..testing import rel_error
-from .runner import DTYPES, machine_description, markdown_table
+from .runner import DTYPES, machine_description, markdown_table, publish, utc_stamp
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -125,7 +123,7 @@ def run(args) -> dict:
 
 
 def _report(title: str, machine: str, config, rows: list[dict], args) -> dict:
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = utc_stamp()
     graph = "decode step replayed from a CUDA graph" if args.device == "cuda" and not args.no_graph else "eager decode"
     header = (f"### {title}\n\n{machine}; {stamp}; medians of {args.reps} generations; {graph}; "
               "prefill eager; static caches on both sides")
@@ -136,17 +134,10 @@ def _report(title: str, machine: str, config, rows: list[dict], args) -> dict:
         t["x memory"] = f"{r['x memory']:.2f}x" if r["x memory"] is not None else "-"
         t["peak GB"] = r["peak GB"] if r["peak GB"] is not None else "-"
         table_rows.append(t)
-    table = markdown_table(table_rows)
-    print("\n" + header + "\n\n" + table)
     result = {"title": title, "machine": machine, "date": stamp, "reps": args.reps, "prompt": args.prompt,
               "new": args.new, "layers": config.num_hidden_layers, "dtype": args.dtype, "graph": graph,
               "variants": {name: VARIANTS[name].what for name in dict.fromkeys(r["variant"] for r in rows)}, "rows": rows}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(header + "\n\n" + table + "\n")
+    publish(result, header, markdown_table(table_rows), args)
     if args.plot:
         from .e2e_plot import plot
 

@@ -128,16 +128,25 @@ def run_family(name: str, args: argparse.Namespace) -> dict:
     print(f"# {title}\n# {machine}", flush=True)
     rows = time_problems(problems, args.device, args.reps)
     table = markdown_table(rows)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = utc_stamp()
     header = f"### {title}\n\n{machine}; {stamp}; medians of {args.reps} runs" + (
         ", L2 flushed before each call" if args.device == "cuda" else ", contenders timed round-robin"
     )
-    print("\n" + header + "\n\n" + table)
     result = {"title": title, "machine": machine, "date": stamp, "reps": args.reps, "rows": rows}
+    publish(result, header, table, args)
+    return result
+
+
+def utc_stamp() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def publish(result: dict, header: str, table: str, args) -> None:
+    """Prints the table under its header, and writes --json / --markdown if asked."""
+    print("\n" + header + "\n\n" + table)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(header + "\n\n" + table + "\n")
-    return result
