@@ -70,3 +70,14 @@ def test_mismatched_siblings_left_alone():
     assert isinstance(model.model.layers[1].self_attn.qkv_proj, FusedLinearGroup)
     torch.testing.assert_close(logits(model, IDS), ref, rtol=1e-5, atol=1e-5)
     assert fuse_projections(model) == 0  # idempotent
+
+
+def test_torch_compile_fullgraph():
+    """The hand-over between siblings is plain attribute state: dynamo traces it
+    without a graph break."""
+    model = tiny_llama()
+    fuse_projections(model)
+    slimops.compress(model, "int4-g64", progress=False)
+    ref = logits(model, IDS)
+    compiled = torch.compile(model, fullgraph=True)
+    torch.testing.assert_close(logits(compiled, IDS), ref, rtol=1e-4, atol=1e-4)
