@@ -109,7 +109,7 @@ class GreedyDecoder:
         prefill_ms, decode_ms = [], []
         for _ in range(reps):
             self.cache.reset()
-            prefill_ms.append(_timed(lambda: self.prefill(), cuda))
+            prefill_ms.append(_timed(self.prefill, cuda))
             decode_ms.append(_timed(self.decode, cuda) / self.new)
         return {"prefill_ms": statistics.median(prefill_ms), "decode_ms_per_step": statistics.median(decode_ms)}
 
