@@ -29,7 +29,7 @@ bench: build
 		$(PYTHON) -m slimops.cli bench gemm --bits $$bits --device $(DEVICE) \
 			--json $(RESULTS)/gemm_int$${bits}_$(DEVICE).json --markdown $(RESULTS)/gemm_int$${bits}_$(DEVICE).md || exit 1; \
 	done
-	for family in lowrank sparse24 attention; do \
+	for family in lowrank int4-lr sparse24 attention; do \
 		$(PYTHON) -m slimops.cli bench $$family --device $(DEVICE) \
 			--json $(RESULTS)/$${family}_$(DEVICE).json --markdown $(RESULTS)/$${family}_$(DEVICE).md || exit 1; \
 	done

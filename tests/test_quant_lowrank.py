@@ -86,3 +86,14 @@ def test_bad_arguments_are_clear(gen):
         QuantLinear(256, 96, bits=4, group_size=128, lowrank_rank=-1)
     with pytest.raises(ValueError, match="calib is only used to fit a low-rank correction"):
         QuantLinear.from_linear(lin, bits=4, group_size=128, calib=torch.randn(8, 256))
+
+
+def test_forward_with_act_order_permutation(gen):
+    # The kernel sees x permuted (act-order checkpoints); the correction is
+    # stored in the input's own order, so its columns must follow.
+    lin = make_linear(gen=gen)
+    layer = QuantLinear.from_linear(lin, bits=4, group_size=32, lowrank_rank=8)
+    layer.perm = torch.randperm(256, generator=gen)
+    x = randn_with_outliers(4, 256, generator=gen)
+    expected = nn.functional.linear(x, layer.dequantize(), layer.bias)
+    assert rel_error(layer(x), expected) < 1e-3

@@ -2,7 +2,7 @@
 # One device-tool session on the GPU box, in one call (device time is
 # scarce): build, CUDA tests, compute-sanitizer, benchmarks. Logs and tables
 # go under $OUT. Usage: bash tools/h100_session.sh [build] [test] [sanitize] [sanitize-new] [bench]
-# [bench-attn] [bench-sparse] [bench-paths] [e2e]
+# [bench-attn] [bench-sparse] [bench-paths] [e2e] [lr-corr]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/slimops_out}
@@ -61,6 +61,22 @@ for step in $steps; do
       timeout "${E2E_TIMEOUT:-400}" python3 -m slimops.cli bench e2e --device cuda ${E2E_ARGS:---profile} --json "$OUT/e2e_h100.json" \
         --markdown "$OUT/e2e_h100.md" $plot > "$OUT/bench_e2e.log" 2>&1
       echo "e2e exit $?"; grep -E "^\|" "$OUT/bench_e2e.log" | tail -20 ;;
+    lr-corr)
+      # wo_gemm_lowrank (issue 7): its tests and wo_gemm's, memcheck and
+      # racecheck on the fused kernel, then its benchmark and lowrank's.
+      python3 -m pytest -q -p no:cacheprovider tests/test_wo_gemm_lowrank.py tests/test_quant_lowrank.py \
+        tests/test_wo_gemm.py tests/test_opcheck.py > "$OUT/pytest_lr.log" 2>&1
+      tail -3 "$OUT/pytest_lr.log"; grep -E "^(FAILED|ERROR)" "$OUT/pytest_lr.log" | head -20
+      for tool in memcheck racecheck; do
+        timeout "${SANITIZE_TIMEOUT:-150}" compute-sanitizer --tool $tool --error-exitcode 1 python3 -m pytest -q \
+          -p no:cacheprovider tests/test_wo_gemm_lowrank.py -k "cuda_shapes and (1000 or 384)" > "$OUT/${tool}_lr.log" 2>&1
+        echo "$tool exit $?"; grep -E "SUMMARY|passed|failed" "$OUT/${tool}_lr.log" | tail -3
+      done
+      for family in int4-lr lowrank; do
+        python3 -m slimops.cli bench $family --device cuda --json "$OUT/${family}_cuda_h100.json" \
+          --markdown "$OUT/${family}_cuda_h100.md" > "$OUT/bench_${family}.log" 2>&1
+        grep -E "^\|" "$OUT/bench_${family}.log" | tail -12
+      done ;;
     bench-paths)
       # Every CUDA path at every M, to set the dispatch thresholds.
       for path in gemv mma dense; do

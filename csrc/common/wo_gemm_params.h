@@ -42,6 +42,16 @@ struct WoGemmParams {
   DType x_dtype = DType::kFloat32;
 };
 
+// A low-rank correction of the quantised weight (wo_gemm_lowrank):
+// y = x @ (dequant(Wq) + a @ b)^T + bias, computed as x @ dequant(Wq)^T +
+// (x @ b^T) @ a^T with the [m, rank] intermediate in float32.
+struct LowRankCorrection {
+  // a [n, rank] and b [rank, k], contiguous, element type x_dtype.
+  const void* a = nullptr;
+  const void* b = nullptr;
+  int64_t rank = 0;
+};
+
 // Symmetric zero point of a weight format (constexpr: callable from device
 // code under --expt-relaxed-constexpr).
 constexpr float default_zero(int bits) { return bits == 4 ? 8.f : 0.f; }

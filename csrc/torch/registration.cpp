@@ -11,6 +11,13 @@ TORCH_LIBRARY(slimops, m) {
   // group_size = -1 means one group per output channel. Output has x's dtype
   // and shape [..., N].
   m.def("wo_gemm(Tensor x, Tensor qweight, Tensor scales, Tensor? zeros, Tensor? bias, int bits, int group_size) -> Tensor");
+  // wo_gemm plus a low-rank correction of the quantised weight:
+  // y = x @ (dequant(qweight) + lr_a @ lr_b)^T + bias, lr_a [N, r] and lr_b
+  // [r, K] in x's dtype. On CUDA one kernel at small M (the correction in the
+  // int4/int8 GEMM's epilogue, x @ lr_b^T kept in float32).
+  m.def(
+      "wo_gemm_lowrank(Tensor x, Tensor qweight, Tensor scales, Tensor? zeros, Tensor? bias, Tensor lr_a, "
+      "Tensor lr_b, int bits, int group_size) -> Tensor");
   // y = (x @ V^T) @ U^T + bias: x [..., K], V [r, K], U [N, r] in one float
   // dtype, bias [N]; the [M, r] intermediate stays in float32 on chip. Output
   // has x's dtype and shape [..., N].

@@ -2,6 +2,8 @@
 
 #include <c10/util/Exception.h>
 
+#include <utility>
+
 namespace slimops {
 
 DType kernel_dtype(const at::Tensor& t, const char* arg) {
@@ -104,6 +106,24 @@ WoGemmParams make_wo_gemm_params(const WoGemmShape& s, const at::Tensor& qweight
   p.group_size = s.group_size;
   p.bits = static_cast<int>(bits);
   return p;
+}
+
+int64_t check_lowrank_correction(const at::Tensor& x, const at::Tensor& lr_a, const at::Tensor& lr_b,
+                                 const WoGemmShape& s) {
+  constexpr const char* kWho = "slimops.wo_gemm_lowrank";
+  TORCH_CHECK(lr_a.dim() == 2 && lr_b.dim() == 2, kWho, ": lr_a must be 2-D [N, r] and lr_b 2-D [r, K], got shapes ",
+              lr_a.sizes(), " and ", lr_b.sizes());
+  const int64_t r = lr_b.size(0);
+  TORCH_CHECK(r >= 1, kWho, ": the rank (rows of lr_b) must be at least 1, got lr_b of shape ", lr_b.sizes());
+  TORCH_CHECK(lr_b.size(1) == s.k, kWho, ": lr_b must be [r, K] = [", r, ", ", s.k, "], got ", lr_b.sizes());
+  TORCH_CHECK(lr_a.size(0) == s.n && lr_a.size(1) == r, kWho, ": lr_a must be [N, r] = [", s.n, ", ", r, "], got ",
+              lr_a.sizes());
+  for (const auto& [name, t] : {std::pair<const char*, const at::Tensor&>{"lr_a", lr_a}, {"lr_b", lr_b}}) {
+    TORCH_CHECK(t.scalar_type() == x.scalar_type(), kWho, ": ", name, " must have x's dtype (", x.scalar_type(),
+                "), got ", t.scalar_type());
+    TORCH_CHECK(t.device() == x.device(), kWho, ": ", name, " is on ", t.device(), " but x is on ", x.device());
+  }
+  return r;
 }
 
 }  // namespace slimops

@@ -26,6 +26,12 @@ WoGemmShape check_wo_gemm_args(const at::Tensor& x, const at::Tensor& qweight, c
                                const c10::optional<at::Tensor>& zeros, const c10::optional<at::Tensor>& bias,
                                int64_t bits, int64_t group_size);
 
+// Checks the low-rank correction of slimops::wo_gemm_lowrank against x and
+// the weight's shape: lr_a [N, r], lr_b [r, K], r >= 1, both in x's dtype and
+// on x's device. Returns r.
+int64_t check_lowrank_correction(const at::Tensor& x, const at::Tensor& lr_a, const at::Tensor& lr_b,
+                                 const WoGemmShape& s);
+
 // x_dtype as the kernels name it; TORCH_CHECKs that it is one they know.
 DType kernel_dtype(const at::Tensor& t, const char* arg);
 

@@ -7,6 +7,7 @@
 
 #include "../cuda/wo_gemm/wo_gemm_launcher.h"
 #include "wo_gemm_args.h"
+#include "wo_gemm_lowrank.h"
 
 namespace slimops {
 namespace {
@@ -27,6 +28,28 @@ void check_launch(Status st, const char* what) {
                                        : std::string());
 }
 
+// x as [m, k] rows with unit stride, bias in float32, and the params that
+// point at them (the tensors keep the pointers alive).
+struct KernelInputs {
+  at::Tensor x2;
+  c10::optional<at::Tensor> bias32;
+  WoGemmParams p;
+};
+
+KernelInputs kernel_inputs(const at::Tensor& x, const WoGemmShape& s, const at::Tensor& qweight,
+                           const at::Tensor& scales, const c10::optional<at::Tensor>& zeros,
+                           const c10::optional<at::Tensor>& bias, int64_t bits) {
+  KernelInputs in;
+  in.x2 = x.reshape({s.m, s.k});
+  if (in.x2.stride(1) != 1) in.x2 = in.x2.contiguous();
+  if (bias.has_value()) in.bias32 = bias->to(at::kFloat).contiguous();
+  in.p = make_wo_gemm_params(s, qweight, scales, zeros, in.bias32, bits);
+  in.p.x = in.x2.data_ptr();
+  in.p.x_row_stride = in.x2.stride(0);
+  in.p.x_dtype = kernel_dtype(x, "x");
+  return in;
+}
+
 at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scales,
                         const c10::optional<at::Tensor>& zeros, const c10::optional<at::Tensor>& bias, int64_t bits,
                         int64_t group_size) {
@@ -37,15 +60,8 @@ at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at
   const c10::cuda::CUDAGuard guard(x.device());
   if (s.m == 0 || s.n == 0) return at::empty(s.out_sizes, x.options());
 
-  at::Tensor x2 = x.reshape({s.m, s.k});
-  if (x2.stride(1) != 1) x2 = x2.contiguous();
-  c10::optional<at::Tensor> bias32;
-  if (bias.has_value()) bias32 = bias->to(at::kFloat).contiguous();
-
-  WoGemmParams p = make_wo_gemm_params(s, qweight, scales, zeros, bias32, bits);
-  p.x = x2.data_ptr();
-  p.x_row_stride = x2.stride(0);
-  p.x_dtype = kernel_dtype(x, "x");
+  const KernelInputs in = kernel_inputs(x, s, qweight, scales, zeros, bias, bits);
+  WoGemmParams p = in.p;
 
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   const int64_t mma_min_m = bits == 4 ? kMmaMinMInt4 : kMmaMinMInt8;
@@ -66,7 +82,7 @@ at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at
     at::Tensor w = at::empty({s.n, s.k}, x.options());
     check_launch(cuda::dequantize_cuda(p, w.data_ptr(), stream), "dequantize");
     const at::Tensor b = bias.has_value() ? bias->to(x.scalar_type()) : at::Tensor();
-    return at::linear(x2, w, b).view(s.out_sizes);
+    return at::linear(in.x2, w, b).view(s.out_sizes);
   }
   at::Tensor out = at::empty({s.m, s.n}, x.options());
   p.out = out.data_ptr();
@@ -74,7 +90,42 @@ at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at
   return out.view(s.out_sizes);
 }
 
+// x @ dequant(Wq)^T + (x @ lr_b^T) @ lr_a^T + bias: one kernel (the
+// tensor-core GEMM with the correction in its epilogue) where it applies,
+// M <= 16 on Llama-sized layers; otherwise wo_gemm and lowrank_linear.
+at::Tensor wo_gemm_lowrank_cuda(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scales,
+                                const c10::optional<at::Tensor>& zeros, const c10::optional<at::Tensor>& bias,
+                                const at::Tensor& lr_a, const at::Tensor& lr_b, int64_t bits, int64_t group_size) {
+  TORCH_CHECK(x.is_cuda(), "slimops.wo_gemm_lowrank (CUDA): x must be a CUDA tensor, got ", x.device());
+  TORCH_CHECK(x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16,
+              "slimops.wo_gemm_lowrank (CUDA): x must be float16 or bfloat16, got ", x.scalar_type());
+  const WoGemmShape s = check_wo_gemm_args(x, qweight, scales, zeros, bias, bits, group_size);
+  const int64_t rank = check_lowrank_correction(x, lr_a, lr_b, s);
+  const c10::cuda::CUDAGuard guard(x.device());
+  if (s.m == 0 || s.n == 0) return at::empty(s.out_sizes, x.options());
+
+  const KernelInputs in = kernel_inputs(x, s, qweight, scales, zeros, bias, bits);
+  WoGemmParams p = in.p;
+  const at::Tensor a = lr_a.contiguous(), b = lr_b.contiguous();
+  const LowRankCorrection lrc{a.data_ptr(), b.data_ptr(), rank};
+  if (!cuda::wo_gemm_mma_lowrank_applies(p, lrc))
+    return wo_gemm_lowrank_composed(x, qweight, scales, zeros, bias, lr_a, lr_b, bits, group_size);
+
+  at::Tensor out = at::empty({s.m, s.n}, x.options());
+  p.out = out.data_ptr();
+  // Counters, t = x lr_b^T and split-K partials; the launcher zeroes what
+  // must start at zero.
+  const size_t ws_bytes = cuda::wo_gemm_mma_lowrank_workspace_bytes(p, lrc);
+  at::Tensor ws = at::empty({static_cast<int64_t>(ws_bytes)}, x.options().dtype(at::kByte));
+  check_launch(cuda::wo_gemm_mma_lowrank_cuda(p, lrc, ws.data_ptr(), c10::cuda::getCurrentCUDAStream().stream()),
+               "tensor-core wo_gemm with low-rank correction");
+  return out.view(s.out_sizes);
+}
+
 }  // namespace
 }  // namespace slimops
 
-TORCH_LIBRARY_IMPL(slimops, CUDA, m) { m.impl("wo_gemm", &slimops::wo_gemm_cuda); }
+TORCH_LIBRARY_IMPL(slimops, CUDA, m) {
+  m.impl("wo_gemm", &slimops::wo_gemm_cuda);
+  m.impl("wo_gemm_lowrank", &slimops::wo_gemm_lowrank_cuda);
+}

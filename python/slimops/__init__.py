@@ -11,7 +11,7 @@ from . import formats, ops, reference
 from .compress import Recipe, compress, load, save
 from .formats.sparse24 import prune_2_4
 from .nn import KVCache, LowRankLinear, QuantLinear, Sparse24Linear
-from .ops import kv_attention, lowrank_linear, sparse24_gemm, wo_gemm
+from .ops import kv_attention, lowrank_linear, sparse24_gemm, wo_gemm, wo_gemm_lowrank
 
 __version__ = _C.build_info()["version"]
 
@@ -33,6 +33,7 @@ __all__ = [
     "sparse24_gemm",
     "Sparse24Linear",
     "wo_gemm",
+    "wo_gemm_lowrank",
     "info",
     "__version__",
 ]

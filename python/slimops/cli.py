@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     import torch
 
     from .bench import FAMILIES
-    from .bench import attention, gemm, lowrank, sparse24  # noqa: F401  (register the families)
+    from .bench import attention, gemm, int4_lowrank, lowrank, sparse24  # noqa: F401  (register the families)
 
     parser = argparse.ArgumentParser(prog="slimops", description="Fast kernels for compressed LLMs")
     sub = parser.add_subparsers(dest="command", required=True)

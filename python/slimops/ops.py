@@ -85,6 +85,70 @@ def _wo_gemm_backward(ctx, grad_out):
 torch.library.register_autograd("slimops::wo_gemm", _wo_gemm_backward, setup_context=_wo_gemm_setup_context)
 
 
+def wo_gemm_lowrank(
+    x: torch.Tensor,
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    lr_a: torch.Tensor,
+    lr_b: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    zeros: torch.Tensor | None = None,
+    bits: int = 4,
+    group_size: int = 128,
+) -> torch.Tensor:
+    """Weight-only quantised linear with a low-rank correction of the weight:
+    ``x @ (dequant(qweight) + lr_a @ lr_b)^T + bias``.
+
+    The weight arguments are :func:`wo_gemm`'s; ``lr_a`` ``[N, r]`` and
+    ``lr_b`` ``[r, K]`` are in x's dtype. On CUDA at small M (<= 16) this is
+    one kernel: ``x @ lr_b^T`` is kept in float32 and added in the GEMM's
+    epilogue. Elsewhere it runs :func:`wo_gemm` and :func:`lowrank_linear`.
+    """
+    return torch.ops.slimops.wo_gemm_lowrank(x, qweight, scales, zeros, bias, lr_a, lr_b, bits, group_size)
+
+
+@torch.library.register_fake("slimops::wo_gemm_lowrank")
+def _wo_gemm_lowrank_fake(x, qweight, scales, zeros, bias, lr_a, lr_b, bits, group_size):
+    who = "slimops.wo_gemm_lowrank"
+    out = _wo_gemm_fake(x, qweight, scales, zeros, bias, bits, group_size)
+    n, k = out.shape[-1], x.shape[-1]
+    torch._check(
+        lr_a.dim() == 2 and lr_b.dim() == 2,
+        lambda: f"{who}: lr_a must be 2-D [N, r] and lr_b 2-D [r, K], got shapes {tuple(lr_a.shape)} and {tuple(lr_b.shape)}",
+    )
+    r = lr_b.shape[0]
+    torch._check(r >= 1, lambda: f"{who}: the rank (rows of lr_b) must be at least 1, got lr_b of shape {tuple(lr_b.shape)}")
+    torch._check(lr_b.shape[1] == k, lambda: f"{who}: lr_b must be [r, K] = [{r}, {k}], got {tuple(lr_b.shape)}")
+    torch._check(
+        tuple(lr_a.shape) == (n, r), lambda: f"{who}: lr_a must be [N, r] = [{n}, {r}], got {tuple(lr_a.shape)}"
+    )
+    for name, t in (("lr_a", lr_a), ("lr_b", lr_b)):
+        torch._check(t.dtype == x.dtype, lambda: f"{who}: {name} must have x's dtype ({x.dtype}), got {t.dtype}")
+    return out
+
+
+def _wo_gemm_lowrank_setup_context(ctx, inputs, output):
+    x, qweight, scales, zeros, bias, lr_a, lr_b, bits, group_size = inputs
+    _wo_gemm_setup_context(ctx, (x, qweight, scales, zeros, bias, bits, group_size), output)
+    ctx.lowrank = (lr_a, lr_b)
+
+
+def _wo_gemm_lowrank_backward(ctx, grad_out):
+    # As wo_gemm's: gradients flow to x and bias; the correction is frozen
+    # with the weight it corrects.
+    grad_x, _, _, _, grad_bias, _, _ = _wo_gemm_backward(ctx, grad_out)
+    if grad_x is not None:
+        lr_a, lr_b = ctx.lowrank
+        grad_x = grad_x + (grad_out @ lr_a.to(grad_out.dtype)) @ lr_b.to(grad_out.dtype)
+    return grad_x, None, None, None, grad_bias, None, None, None, None
+
+
+torch.library.register_autograd(
+    "slimops::wo_gemm_lowrank", _wo_gemm_lowrank_backward, setup_context=_wo_gemm_lowrank_setup_context
+)
+
+
 def lowrank_linear(x: torch.Tensor, V: torch.Tensor, U: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Low-rank projection ``(x @ V^T) @ U^T + bias`` in one op.
 

@@ -25,6 +25,25 @@ def wo_gemm(
     return torch.nn.functional.linear(x.to(torch.float32), w.to(x.device), b).to(x.dtype)
 
 
+def wo_gemm_lowrank(
+    x: torch.Tensor,
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    lr_a: torch.Tensor,
+    lr_b: torch.Tensor,
+    bits: int = 4,
+    group_size: int = 128,
+) -> torch.Tensor:
+    """``x @ (dequant(qweight) + lr_a @ lr_b)^T + bias`` in float32, returned
+    in x's dtype."""
+    w = dequantize(qweight.cpu(), scales.cpu(), None if zeros is None else zeros.cpu(), bits, group_size).to(x.device)
+    w = w + lr_a.to(torch.float32) @ lr_b.to(torch.float32)
+    b = None if bias is None else bias.to(torch.float32)
+    return torch.nn.functional.linear(x.to(torch.float32), w, b).to(x.dtype)
+
+
 def lowrank_linear(
     x: torch.Tensor, V: torch.Tensor, U: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor:

@@ -37,6 +37,20 @@ __device__ __forceinline__ int atomic_add_acq_rel(int* addr, int v) {
   return old;
 }
 
+// Device-scope acquire load: what was released before the value read is
+// visible to the caller afterwards (the wait of a spin on a counter).
+__device__ __forceinline__ int load_acquire(const int* addr) {
+  int v;
+  asm volatile("ld.acquire.gpu.global.s32 %0, [%1];\n" : "=r"(v) : "l"(addr) : "memory");
+  return v;
+}
+
+// Asks L2 to fetch the 128-byte line holding addr and to keep it ahead of
+// streamed data (evict_last): bytes a block reads only at its very end.
+__device__ __forceinline__ void prefetch_l2_evict_last(const void* addr) {
+  asm volatile("prefetch.global.L2::evict_last [%0];\n" ::"l"(addr));
+}
+
 // Per element type: packed fma, the pair (v, v), and the mma itself.
 template <typename T> struct Packed;
 

@@ -27,6 +27,7 @@ namespace slimops::cuda {
 namespace {
 
 using wo_mma::Format;
+using wo_mma::LowRankEpilogue;
 using wo_mma::Smem;
 using wo_mma::SplitK;
 using wo_mma::Tile;
@@ -63,9 +64,12 @@ struct Plan {
   int iters = 0;
   int iters_per_split = 0;
   int splits = 1;
-  size_t counter_bytes = 0;
+  size_t counter_bytes = 0;   // split-K arrival counters, zeroed per launch
+  size_t lowrank_bytes = 0;   // the correction's arrival counter and t, zeroed per launch
   size_t workspace_bytes = 0;
 };
+
+size_t round_up_256(size_t v) { return (v + 255) / 256 * 256; }
 
 // Split-K count, fitted to H100 sweeps (bf16, int4 g128 and int8 per
 // channel, the five benchmark shapes, M = 1..128). While the output tiles
@@ -74,7 +78,7 @@ struct Plan {
 // add partials and prologues), never past one wave (a second, partial wave
 // cost up to 30%). Once the tiles fill a wave, take the fewest of
 // waves x (iterations per split + the reduction's share).
-Plan make_plan(const WoGemmParams& p, int bm, int bn, int stage_k, int64_t sms, int64_t slots) {
+Plan make_plan(const WoGemmParams& p, int64_t rank, int bm, int bn, int stage_k, int64_t sms, int64_t slots) {
   Plan pl;
   pl.tiles_m = ceil_div(p.m, bm);
   pl.tiles_n = ceil_div(p.n, bn);
@@ -99,14 +103,14 @@ Plan make_plan(const WoGemmParams& p, int bm, int bn, int stage_k, int64_t sms, 
   // Equal shares of whole stages; no split left empty.
   pl.iters_per_split = int(ceil_div(pl.iters, splits));
   pl.splits = int(ceil_div(pl.iters, pl.iters_per_split));
-  if (pl.splits > 1) {
-    pl.counter_bytes = size_t(ceil_div(tiles * int64_t(sizeof(int)), 256) * 256);
-    pl.workspace_bytes = pl.counter_bytes + size_t(tiles) * pl.splits * bm * bn * sizeof(float);
-  }
+  if (pl.splits > 1) pl.counter_bytes = round_up_256(size_t(tiles) * sizeof(int));
+  if (rank > 0) pl.lowrank_bytes = 256 + round_up_256(size_t(p.m) * size_t(rank) * sizeof(float));
+  pl.workspace_bytes = pl.counter_bytes + pl.lowrank_bytes;
+  if (pl.splits > 1) pl.workspace_bytes += size_t(tiles) * pl.splits * bm * bn * sizeof(float);
   return pl;
 }
 
-template <typename T, int kBits, typename Cfg, bool kZeros>
+template <typename T, int kBits, typename Cfg, bool kZeros, bool kLowRank>
 struct MmaKernel {
   static constexpr size_t kSmemBytes = Smem<Cfg, kBits>::kBytes;
 
@@ -127,7 +131,7 @@ struct MmaKernel {
       const int64_t v = cache[dev][1].load(std::memory_order_relaxed);
       if (v != 0) return v > 0 ? Capacity{cache[dev][0].load(std::memory_order_relaxed), v} : Capacity{};
     }
-    const auto kernel = wo_gemm_mma_kernel<T, kBits, Cfg, kZeros>;
+    const auto kernel = wo_gemm_mma_kernel<T, kBits, Cfg, kZeros, kLowRank>;
     int sms = 0, per_sm = 0;
     if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes)) != cudaSuccess ||
@@ -143,23 +147,40 @@ struct MmaKernel {
     return c.slots > 0 ? c : Capacity{};
   }
 
-  static Plan plan(const WoGemmParams& p) {
+  static Plan plan(const WoGemmParams& p, int64_t rank) {
     const Capacity c = capacity();
-    return make_plan(p, Cfg::kBM, Cfg::kBN, Format<kBits>::kStageK, c.sms, c.slots);
+    return make_plan(p, rank, Cfg::kBM, Cfg::kBN, Format<kBits>::kStageK, c.sms, c.slots);
   }
 
-  static Status launch(const WoGemmParams& p, void* workspace, cudaStream_t stream) {
-    const Plan pl = plan(p);
+  // The correction's blocks wait for each other (lowrank_epilogue.cuh):
+  // only one M tile, and a grid that is resident all at once.
+  static bool fuses(const WoGemmParams& p, int64_t rank) {
+    const Plan pl = plan(p, rank);
+    return pl.tiles_m == 1 && pl.tiles_m * pl.tiles_n * pl.splits <= capacity().slots;
+  }
+
+  static Status launch(const WoGemmParams& p, const LowRankCorrection& lrc, void* workspace, cudaStream_t stream) {
+    const Plan pl = plan(p, kLowRank ? lrc.rank : 0);
     SplitK sk{pl.iters, pl.iters_per_split, pl.splits, nullptr, nullptr};
-    if (pl.splits > 1) {
+    LowRankEpilogue lr;
+    if (pl.workspace_bytes > 0) {
       if (workspace == nullptr || (reinterpret_cast<uintptr_t>(workspace) & 15u) != 0) return Status::kInvalidArgument;
-      sk.counters = static_cast<int*>(workspace);
-      sk.partials = reinterpret_cast<float4*>(static_cast<uint8_t*>(workspace) + pl.counter_bytes);
-      // The workspace comes uninitialised: the arrival counters start at 0.
-      if (cudaMemsetAsync(workspace, 0, pl.counter_bytes, stream) != cudaSuccess) return Status::kCudaError;
+      auto* ws = static_cast<uint8_t*>(workspace);
+      if (pl.splits > 1) {
+        sk.counters = reinterpret_cast<int*>(ws);
+        sk.partials = reinterpret_cast<float4*>(ws + pl.counter_bytes + pl.lowrank_bytes);
+      }
+      if constexpr (kLowRank) {
+        if (!fuses(p, lrc.rank)) return Status::kUnsupported;
+        lr = LowRankEpilogue{lrc.a, lrc.b, int(lrc.rank), reinterpret_cast<float*>(ws + pl.counter_bytes + 256),
+                             reinterpret_cast<int*>(ws + pl.counter_bytes)};
+      }
+      // The workspace comes uninitialised: counters and t start at 0.
+      const size_t zeroed = pl.counter_bytes + pl.lowrank_bytes;
+      if (zeroed > 0 && cudaMemsetAsync(workspace, 0, zeroed, stream) != cudaSuccess) return Status::kCudaError;
     }
     const dim3 grid(unsigned(pl.tiles_m), unsigned(pl.tiles_n), unsigned(pl.splits));
-    wo_gemm_mma_kernel<T, kBits, Cfg, kZeros><<<grid, Cfg::kThreads, kSmemBytes, stream>>>(p, sk);
+    wo_gemm_mma_kernel<T, kBits, Cfg, kZeros, kLowRank><<<grid, Cfg::kThreads, kSmemBytes, stream>>>(p, sk, lr);
     return cudaPeekAtLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
   }
 };
@@ -172,10 +193,27 @@ auto dispatch(const WoGemmParams& p, Fn&& fn) {
     return BOOL_SWITCH(p.bits == 4, kInt4, [&] {
       constexpr int kBits = kInt4 ? 4 : 8;
       return BOOL_SWITCH(p.zeros != nullptr, kZeros, [&] {
-        if (p.m <= TileM8::kBM) return fn(MmaKernel<T, kBits, TileM8, kZeros>{});
-        if (p.m <= TileM16::kBM) return fn(MmaKernel<T, kBits, TileM16, kZeros>{});
-        if (p.m <= TileM32::kBM) return fn(MmaKernel<T, kBits, TileM32, kZeros>{});
-        return fn(MmaKernel<T, kBits, TileM64, kZeros>{});
+        if (p.m <= TileM8::kBM) return fn(MmaKernel<T, kBits, TileM8, kZeros, false>{});
+        if (p.m <= TileM16::kBM) return fn(MmaKernel<T, kBits, TileM16, kZeros, false>{});
+        if (p.m <= TileM32::kBM) return fn(MmaKernel<T, kBits, TileM32, kZeros, false>{});
+        return fn(MmaKernel<T, kBits, TileM64, kZeros, false>{});
+      });
+    });
+  });
+}
+
+// With the low-rank correction, M <= kLowRankMaxM only (one M tile of the
+// two smallest buckets): 16 instances.
+constexpr int64_t kLowRankMaxM = TileM16::kBM;
+template <typename Fn>
+auto dispatch_lowrank(const WoGemmParams& p, Fn&& fn) {
+  return BOOL_SWITCH(p.x_dtype == DType::kBFloat16, kBf16, [&] {
+    using T = std::conditional_t<kBf16, __nv_bfloat16, __half>;
+    return BOOL_SWITCH(p.bits == 4, kInt4, [&] {
+      constexpr int kBits = kInt4 ? 4 : 8;
+      return BOOL_SWITCH(p.zeros != nullptr, kZeros, [&] {
+        if (p.m <= TileM8::kBM) return fn(MmaKernel<T, kBits, TileM8, kZeros, true>{});
+        return fn(MmaKernel<T, kBits, TileM16, kZeros, true>{});
       });
     });
   });
@@ -206,13 +244,34 @@ bool wo_gemm_mma_applies(const WoGemmParams& p) {
 
 size_t wo_gemm_mma_workspace_bytes(const WoGemmParams& p) {
   if (!wo_gemm_mma_applies(p)) return 0;
-  return dispatch(p, [&](auto kernel) { return decltype(kernel)::plan(p).workspace_bytes; });
+  return dispatch(p, [&](auto kernel) { return decltype(kernel)::plan(p, 0).workspace_bytes; });
 }
 
 Status wo_gemm_mma_cuda(const WoGemmParams& p, void* workspace, cudaStream_t stream) {
   if (!wo_gemm_mma_applies(p)) return Status::kUnsupported;
   if (p.out == nullptr) return Status::kInvalidArgument;
-  return dispatch(p, [&](auto kernel) { return decltype(kernel)::launch(p, workspace, stream); });
+  return dispatch(p, [&](auto kernel) { return decltype(kernel)::launch(p, LowRankCorrection{}, workspace, stream); });
+}
+
+bool wo_gemm_mma_lowrank_applies(const WoGemmParams& p, const LowRankCorrection& lr) {
+  if (!shape_applies(p) || p.m > kLowRankMaxM) return false;
+  if (lr.rank < 1 || lr.rank % 8 != 0 || lr.rank > 0x7fffffff || !aligned16(lr.a) || !aligned16(lr.b)) return false;
+  return dispatch_lowrank(p, [&](auto kernel) {
+    using K = decltype(kernel);
+    return K::capacity().slots > 0 && K::fuses(p, lr.rank);
+  });
+}
+
+size_t wo_gemm_mma_lowrank_workspace_bytes(const WoGemmParams& p, const LowRankCorrection& lr) {
+  if (!wo_gemm_mma_lowrank_applies(p, lr)) return 0;
+  return dispatch_lowrank(p, [&](auto kernel) { return decltype(kernel)::plan(p, lr.rank).workspace_bytes; });
+}
+
+Status wo_gemm_mma_lowrank_cuda(const WoGemmParams& p, const LowRankCorrection& lr, void* workspace,
+                                cudaStream_t stream) {
+  if (!wo_gemm_mma_lowrank_applies(p, lr)) return Status::kUnsupported;
+  if (p.out == nullptr) return Status::kInvalidArgument;
+  return dispatch_lowrank(p, [&](auto kernel) { return decltype(kernel)::launch(p, lr, workspace, stream); });
 }
 
 }  // namespace slimops::cuda

@@ -23,7 +23,8 @@
 // writes f32 partials to the caller's workspace and counts itself in; the
 // last to arrive sums all partials in split order (the result does not
 // depend on arrival order), adds the bias and writes x's dtype. Nothing
-// spins, so no block waits on one that is not resident.
+// spins, so no block waits on one that is not resident (the low-rank
+// correction's wait is the exception: lowrank_epilogue.cuh).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -33,6 +34,7 @@
 #include <type_traits>
 
 #include "../../common/wo_gemm_params.h"
+#include "lowrank_epilogue.cuh"
 #include "mma_dequant.cuh"
 #include "mma_primitives.cuh"
 
@@ -121,9 +123,11 @@ struct SplitK {
 };
 
 // kZeros: p.zeros is set (instances without it carry none of its state).
-template <typename T, int kBits, typename Cfg, bool kZeros>
+// kLowRank: add the low-rank correction lr (lowrank_epilogue.cuh); the
+// launcher then guarantees one M tile and a grid resident all at once.
+template <typename T, int kBits, typename Cfg, bool kZeros, bool kLowRank>
 __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
-    wo_gemm_mma_kernel(const WoGemmParams p, const SplitK sk) {
+    wo_gemm_mma_kernel(const WoGemmParams p, const SplitK sk, const LowRankEpilogue lr) {
   using F = Format<kBits>;
   using S = Smem<Cfg, kBits>;
   using P = mma::Packed<T>;
@@ -509,6 +513,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
       if (st < n_iters) load_stage(st, it0 + st);
       mma::cp_async_commit();
     }
+    if constexpr (kLowRank) lowrank_share_t<T, Cfg>(p, lr, m0, rows, n0);
     for (int i = 0; i < n_iters; ++i) {
       mma::cp_async_wait<Cfg::kStages - 2>();
       // Stage i is visible to all; every warp is done with stage i - 1, whose
@@ -597,6 +602,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
           acc[j][mi][3] += v.w;
         }
     }
+  }
+
+  if constexpr (kLowRank) {
+    static_assert(kLrSmemBytes<T, Cfg> <= Cfg::kStages * S::kStageBytes, "the epilogue reuses the stages");
+    lowrank_add_correction<T, Cfg>(p, lr, smem, m0, n0, wn0, wm0, acc);
   }
 
   // C fragment (out^T): element e of a lane is column g + 8 (e / 2) of the

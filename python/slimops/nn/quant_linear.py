@@ -7,7 +7,7 @@ from ..formats.awq import convert_awq
 from ..formats.checkpoint import FLOAT_DTYPES, ImportedWeight, check_device, check_shape, check_tensor
 from ..formats.gptq import convert_gptq
 from ..formats.quantize import dequantize, num_groups, quantize
-from ..ops import lowrank_linear, wo_gemm
+from ..ops import wo_gemm, wo_gemm_lowrank
 from ._float32_buffers import apply_keeping_float32
 from .factorize import low_rank_factors
 from .lowrank_linear import asvd_input_scale
@@ -189,12 +189,13 @@ class QuantLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xq = x if self.perm is None else x.index_select(-1, self.perm)
-        y = wo_gemm(xq, self.qweight, self.scales, self.bias, zeros=self.zeros, bits=self.bits, group_size=self.group_size)
-        if self.lr_a is not None:
-            # Two ops for now: the correction in the int4 GEMM's epilogue (one
-            # kernel) is still to come.
-            y = y + lowrank_linear(x, self.lr_b.to(x.dtype), self.lr_a.to(x.dtype))
-        return y
+        kw = dict(zeros=self.zeros, bits=self.bits, group_size=self.group_size)
+        if self.lr_a is None:
+            return wo_gemm(xq, self.qweight, self.scales, self.bias, **kw)
+        # One op: on CUDA at small M the correction rides in the GEMM's epilogue.
+        # It sees xq, so lr_b's columns follow the same permutation.
+        lr_b = self.lr_b if self.perm is None else self.lr_b.index_select(1, self.perm)
+        return wo_gemm_lowrank(xq, self.qweight, self.scales, self.lr_a.to(x.dtype), lr_b.to(x.dtype), self.bias, **kw)
 
     def extra_repr(self) -> str:
         return (
