@@ -12,6 +12,7 @@ from slimops.formats import quantize
 from slimops.testing import randn_with_outliers, rel_error
 
 from conftest import TOL, dtypes_for, requires_cuda
+from test_wo_gemm import INT16_PATH_TOL_FP32
 
 
 def make_problem(n, k, r, bits, gs, symmetric, bias, dtype, device, gen):
@@ -26,6 +27,12 @@ def make_problem(n, k, r, bits, gs, symmetric, bias, dtype, device, gen):
     return to(qw.qweight), to(qw.scales), z, to(bi), to(a), to(b)
 
 
+def tol(dtype):
+    # float32 on the CPU runs wo_gemm's int16 path: its documented 1e-3
+    # (tests/test_wo_gemm.py); bf16/fp16 keep design.md's bounds.
+    return INT16_PATH_TOL_FP32 if dtype == torch.float32 and slimops._C.selected_cpu_isa() != "scalar" else TOL[dtype]
+
+
 def check(x, weights, bits, gs):
     q, s, z, bi, a, b = weights
     y = slimops.wo_gemm_lowrank(x, q, s, a, b, bi, zeros=z, bits=bits, group_size=gs)
@@ -34,7 +41,7 @@ def check(x, weights, bits, gs):
     err = rel_error(y, ref)
     # The correction alone, so a kernel that drops it cannot pass.
     corr = rel_error(reference.wo_gemm(x, q, s, z, bi, bits, gs), ref)
-    assert err < TOL[x.dtype] and err < 0.2 * corr, (err, corr)
+    assert err < tol(x.dtype) and err < 0.2 * corr, (err, corr)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])

@@ -5,14 +5,14 @@
 //
 // Every output tile needs all of t = x b^T [M, rank]. Computing t in each
 // block would read b once per block; instead its work is spread over every
-// warp of the grid in units of (one row of b, kLrUnitK of k), each adding
+// warp of the grid in units of (16 rows of b, kLrUnitK of k), each adding
 // its dot products into t (float32, zeroed by the launcher) with atomics,
 // and b is read once. A block does its units right after the pipeline's
 // first weight loads are issued (their latency covers the work), then
 // counts itself in. The block that writes an output tile (the only one, or
-// the split that arrives last) waits until every block has counted in,
-// stages its rows of a and the rows of t in shared memory kLrChunk ranks at
-// a time, and adds a t to its accumulators before the store.
+// the split that arrives last) waits until every block has counted in, then
+// adds a t to its accumulators before the store. Both products run on the
+// tensor cores (mma m16n8k16), t in float32 carried as two 16-bit parts.
 //
 // The wait is a spin, so the launcher fuses only when the whole grid is
 // resident at once (tiles x splits <= SMs x occupancy): a waiting block
@@ -37,78 +37,66 @@ struct LowRankEpilogue {
   int* arrived = nullptr;   // blocks done with their share of t, zero on entry
 };
 
-constexpr int kLrUnitK = 512;  // k per unit of t's work: 16 values a lane
-constexpr int kLrChunk = 64;   // ranks staged in shared memory at a time
+constexpr int kLrUnitK = 64;  // k per unit of t's work: four mma k-steps
 
-// Bytes of shared memory the epilogue stages: a chunk of a's rows of the
-// tile and of t's rows, both [rows][kLrChunk].
-template <typename T, typename Cfg>
-constexpr int kLrSmemBytes = Cfg::kBN * kLrChunk * int(sizeof(T)) + Cfg::kBM * kLrChunk * 4;
-
-// Eight packed 16-bit values as floats.
+// 32 bits at elems + i (two 16-bit values), or zero.
 template <typename T>
-__device__ __forceinline__ void unpack8(const uint4& v, float (&f)[8]) {
-  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-      f[2 * i] = __uint_as_float(w[i] << 16);  // bf16 -> f32 is a shift
-      f[2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
-    } else {
-      const float2 h = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
-      f[2 * i] = h.x;
-      f[2 * i + 1] = h.y;
-    }
-  }
+__device__ __forceinline__ uint32_t ld_pair(const T* elems, int64_t i, bool ok) {
+  return ok ? __ldg(reinterpret_cast<const unsigned int*>(elems + i)) : 0u;
 }
 
-// Part 1, in every block: its units of t, then its arrival. Blocks of split
-// 0 also ask L2 to hold their tile's rows of a for the epilogue.
+// Part 1, in every block: its units of t, then its arrival. t^T = b x^T
+// runs on the tensor cores (b's rows as the A operand, 16 ranks by 16 k; x
+// as the B operand, 16 k by 8 rows): x is read once per 16 ranks rather
+// than once per rank, which on CUDA cores made the traffic on x's few L2
+// lines grow with M (M = 16 cost 18 us on H100 that way). Blocks of split 0
+// also ask L2 to hold their tile's rows of a for the epilogue.
 template <typename T, typename Cfg>
 __device__ __forceinline__ void lowrank_share_t(const WoGemmParams& p, const LowRankEpilogue& lr, int64_t m0,
                                                 int rows, int64_t n0) {
+  using P = mma::Packed<T>;
   constexpr int kWarps = Cfg::kThreads / 32;
+  constexpr int kXTiles = (Cfg::kBM + 7) / 8;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t4 = lane & 3;
   if (blockIdx.z == 0) {
     const auto* a_tile = static_cast<const uint8_t*>(lr.a) + n0 * lr.rank * int64_t(sizeof(T));
     const int64_t bytes = min(int64_t(Cfg::kBN), p.n - n0) * lr.rank * int64_t(sizeof(T));
     for (int64_t off = int64_t(tid) * 128; off < bytes; off += int64_t(Cfg::kThreads) * 128)
       mma::prefetch_l2_evict_last(a_tile + off);
   }
-  const int64_t units_per_row = (p.k + kLrUnitK - 1) / kLrUnitK;
-  const int64_t units = lr.rank * units_per_row;
+  const int64_t chunks = (p.k + kLrUnitK - 1) / kLrUnitK;
+  const int64_t units = (lr.rank + 15) / 16 * chunks;
   const int64_t blocks = int64_t(gridDim.x) * gridDim.y * gridDim.z;
   const int64_t block = (int64_t(blockIdx.z) * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
   const T* b = static_cast<const T*>(lr.b);
   const T* x = static_cast<const T*>(p.x);
   for (int64_t u = block * kWarps + warp; u < units; u += blocks * kWarps) {
-    const int64_t j = u / units_per_row, k0 = (u % units_per_row) * kLrUnitK;
-    float part[Cfg::kBM];
+    const int j0 = int(u / chunks) * 16;
+    const int64_t k0 = (u % chunks) * kLrUnitK;
+    const bool lo_ok = j0 + g < lr.rank, hi_ok = j0 + g + 8 < lr.rank;
+    const int64_t lo = (j0 + g) * p.k, hi = lo + 8 * p.k;
+    float d[kXTiles][4] = {};
 #pragma unroll
-    for (int i = 0; i < Cfg::kBM; ++i) part[i] = 0.f;
+    for (int ks = 0; ks < kLrUnitK / 16; ++ks) {
+      const int64_t k = k0 + 16 * ks + 2 * t4;
+      if (k0 + 16 * ks >= p.k) break;  // K is a multiple of 16: a step is all in or all out
+      const uint32_t a[4] = {ld_pair(b, lo + k, lo_ok), ld_pair(b, hi + k, hi_ok), ld_pair(b, lo + k + 8, lo_ok),
+                             ld_pair(b, hi + k + 8, hi_ok)};
 #pragma unroll
-    for (int h = 0; h < kLrUnitK / 256; ++h) {
-      const int64_t k = k0 + 256 * h + 8 * lane;
-      if (k < p.k) {
-        float bf[8];
-        unpack8<T>(__ldcs(reinterpret_cast<const uint4*>(b + j * p.k + k)), bf);  // read once: streamed
-#pragma unroll
-        for (int i = 0; i < Cfg::kBM; ++i)
-          if (i < rows) {
-            float xf[8];
-            unpack8<T>(__ldg(reinterpret_cast<const uint4*>(x + (m0 + i) * p.x_row_stride + k)), xf);
-#pragma unroll
-            for (int e = 0; e < 8; ++e) part[i] = fmaf(bf[e], xf[e], part[i]);
-          }
+      for (int xt = 0; xt < kXTiles; ++xt) {
+        const int r = 8 * xt + g;
+        const int64_t xi = (m0 + r) * p.x_row_stride + k;
+        P::mma(d[xt], a, ld_pair(x, xi, r < rows), ld_pair(x, xi + 8, r < rows));
       }
     }
+    // C fragment: rank j0 + g + 8 (e / 2), x row 8 xt + 2 t4 + e % 2.
 #pragma unroll
-    for (int i = 0; i < Cfg::kBM; ++i)
-      if (i < rows) {
-        float v = part[i];
+    for (int xt = 0; xt < kXTiles; ++xt)
 #pragma unroll
-        for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-        if (lane == 0) atomicAdd(lr.t + (m0 + i) * lr.rank + j, v);
+      for (int e = 0; e < 4; ++e) {
+        const int j = j0 + g + 8 * (e >> 1), r = 8 * xt + 2 * t4 + (e & 1);
+        if (j < lr.rank && r < rows) atomicAdd(lr.t + (m0 + r) * lr.rank + j, d[xt][e]);
       }
   }
   // The barrier orders the block's atomics before thread 0's release.
@@ -116,78 +104,60 @@ __device__ __forceinline__ void lowrank_share_t(const WoGemmParams& p, const Low
   if (tid == 0) mma::atomic_add_acq_rel(lr.arrived, 1);
 }
 
-// 16-byte unit u of row r of a staged [rows][units] array: XOR-ing with
-// r % 8 puts the 8 rows a quarter warp reads at one unit in 8 bank groups.
-__device__ __forceinline__ int lr_unit(int r, int units, int u) { return (r * units + (u ^ (r & 7))) * 16; }
+// t[r][j], t[r][j + 1] as a pair (zero past M or the rank) split into a
+// high and a low part, each exact in T: two mmas then carry t to about 16
+// bits of mantissa, where one bf16 rounding would lose 8.
+template <typename T>
+__device__ __forceinline__ void t_pair(const LowRankEpilogue& lr, int64_t row, bool row_ok, int j, uint32_t& hi,
+                                       uint32_t& lo) {
+  using P = mma::Packed<T>;
+  float2 v = make_float2(0.f, 0.f);
+  if (row_ok && j < lr.rank) v = __ldcg(reinterpret_cast<const float2*>(lr.t + row * lr.rank + j));
+  hi = P::pack(v.x, v.y);
+  const T* h = reinterpret_cast<const T*>(&hi);
+  lo = P::pack(v.x - P::to_float(h[0]), v.y - P::to_float(h[1]));
+}
 
 // Part 2, in the block that writes the tile: wait for all of t, then
-// acc += a t for this lane's accumulators (C fragment: columns g and g + 8
-// of each 16-column tile, x rows 2t and 2t + 1 of each 8-row tile).
+// acc += a t^T on the tensor cores. acc is the mma's C fragment already
+// (columns g and g + 8 of each 16-column tile, x rows 2t and 2t + 1 of each
+// 8-row tile), so a's rows are the A operand (16 columns by 16 ranks) and t
+// the B operand (16 ranks by 8 rows of x).
 template <typename T, typename Cfg>
-__device__ __forceinline__ void lowrank_add_correction(const WoGemmParams& p, const LowRankEpilogue& lr,
-                                                       uint8_t* smem, int64_t m0, int64_t n0, int wn0, int wm0,
+__device__ __forceinline__ void lowrank_add_correction(const WoGemmParams& p, const LowRankEpilogue& lr, int64_t m0,
+                                                       int64_t n0, int wn0, int wm0,
                                                        float (&acc)[Cfg::kNTiles][Cfg::kMTiles][4]) {
-  constexpr int kAUnits = kLrChunk * int(sizeof(T)) / 16;
-  constexpr int kTUnits = kLrChunk * 4 / 16;
+  using P = mma::Packed<T>;
   const int tid = threadIdx.x, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int blocks = int(gridDim.x * gridDim.y * gridDim.z);
   if (tid == 0)
     while (mma::load_acquire(lr.arrived) < blocks) __nanosleep(64);
-  // Also: every warp is done with the pipeline's buffers reused below.
   __syncthreads();
-  const uint32_t a_smem = mma::smem_u32(smem);
-  const uint32_t t_smem = a_smem + Cfg::kBN * kLrChunk * int(sizeof(T));
-  const uint8_t* a_stage = smem;
-  const uint8_t* t_stage = smem + Cfg::kBN * kLrChunk * int(sizeof(T));
   const T* a = static_cast<const T*>(lr.a);
-  for (int r0 = 0; r0 < lr.rank; r0 += kLrChunk) {
-    // Ranks past the end and rows past N or M are zero-filled: they add 0.
-    for (int i = tid; i < Cfg::kBN * kAUnits; i += Cfg::kThreads) {
-      const int row = i / kAUnits, u = i % kAUnits, j = r0 + 8 * u;
-      const bool ok = j < lr.rank && n0 + row < p.n;
-      mma::cp_async_16(a_smem + lr_unit(row, kAUnits, u), ok ? a + (n0 + row) * lr.rank + j : a, ok);
-    }
-    for (int i = tid; i < Cfg::kBM * kTUnits; i += Cfg::kThreads) {
-      const int row = i / kTUnits, u = i % kTUnits, j = r0 + 4 * u;
-      const bool ok = j < lr.rank && m0 + row < p.m;
-      mma::cp_async_16(t_smem + lr_unit(row, kTUnits, u), ok ? lr.t + (m0 + row) * lr.rank + j : lr.t, ok);
-    }
-    mma::cp_async_commit();
-    mma::cp_async_wait<0>();
-    __syncthreads();
 #pragma unroll 2
-    for (int s = 0; s < kLrChunk / 8; ++s) {
-      float tv[Cfg::kMTiles][2][8];
+  for (int j0 = 0; j0 < lr.rank; j0 += 16) {
+    const int j = j0 + 2 * t4;
+    uint32_t bh[Cfg::kMTiles][2], bl[Cfg::kMTiles][2];
 #pragma unroll
-      for (int mi = 0; mi < Cfg::kMTiles; ++mi)
-#pragma unroll
-        for (int rr = 0; rr < 2; ++rr) {
-          const int row = wm0 + 8 * mi + 2 * t4 + rr;
-          const float4 lo = *reinterpret_cast<const float4*>(t_stage + lr_unit(row, kTUnits, 2 * s));
-          const float4 hi = *reinterpret_cast<const float4*>(t_stage + lr_unit(row, kTUnits, 2 * s + 1));
-          const float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-#pragma unroll
-          for (int e = 0; e < 8; ++e) tv[mi][rr][e] = v[e];
-        }
-#pragma unroll
-      for (int j = 0; j < Cfg::kNTiles; ++j)
-#pragma unroll
-        for (int hf = 0; hf < 2; ++hf) {
-          const int row = wn0 + 16 * j + 8 * hf + g;
-          float af[8];
-          unpack8<T>(*reinterpret_cast<const uint4*>(a_stage + lr_unit(row, kAUnits, s)), af);
-#pragma unroll
-          for (int mi = 0; mi < Cfg::kMTiles; ++mi)
-#pragma unroll
-            for (int rr = 0; rr < 2; ++rr) {
-              float dot = 0.f;
-#pragma unroll
-              for (int e = 0; e < 8; ++e) dot = fmaf(af[e], tv[mi][rr][e], dot);
-              acc[j][mi][2 * hf + rr] += dot;
-            }
-        }
+    for (int mi = 0; mi < Cfg::kMTiles; ++mi) {
+      const int64_t row = m0 + wm0 + 8 * mi + g;
+      t_pair<T>(lr, row, row < p.m, j, bh[mi][0], bl[mi][0]);
+      t_pair<T>(lr, row, row < p.m, j + 8, bh[mi][1], bl[mi][1]);
     }
-    __syncthreads();  // the next chunk overwrites the stage
+#pragma unroll
+    for (int nt = 0; nt < Cfg::kNTiles; ++nt) {
+      // Columns past N read row N - 1 (in bounds; never stored).
+      const int64_t lo = min(n0 + wn0 + 16 * nt + g, p.n - 1) * lr.rank;
+      const int64_t hi = min(n0 + wn0 + 16 * nt + g + 8, p.n - 1) * lr.rank;
+      const bool ok = j + 8 < lr.rank;  // rank % 8 == 0: the step's first half is always in
+      const uint32_t af[4] = {ld_pair(a, lo + j, true), ld_pair(a, hi + j, true), ld_pair(a, lo + j + 8, ok),
+                              ld_pair(a, hi + j + 8, ok)};
+#pragma unroll
+      for (int mi = 0; mi < Cfg::kMTiles; ++mi) {
+        P::mma(acc[nt][mi], af, bh[mi][0], bh[mi][1]);
+        P::mma(acc[nt][mi], af, bl[mi][0], bl[mi][1]);
+      }
+    }
   }
 }
 

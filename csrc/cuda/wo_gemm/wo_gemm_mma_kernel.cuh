@@ -604,10 +604,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     }
   }
 
-  if constexpr (kLowRank) {
-    static_assert(kLrSmemBytes<T, Cfg> <= Cfg::kStages * S::kStageBytes, "the epilogue reuses the stages");
-    lowrank_add_correction<T, Cfg>(p, lr, smem, m0, n0, wn0, wm0, acc);
-  }
+  if constexpr (kLowRank) lowrank_add_correction<T, Cfg>(p, lr, m0, n0, wn0, wm0, acc);
 
   // C fragment (out^T): element e of a lane is column g + 8 (e / 2) of the
   // 16-column tile and x row 2t + e % 2 of the 8-row tile.
