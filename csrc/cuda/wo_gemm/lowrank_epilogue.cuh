@@ -4,19 +4,21 @@
 // and little more than the int4 GEMM alone.
 //
 // Every output tile needs all of t = x b^T [M, rank]. Computing t in each
-// block would read b once per block; instead its work is spread over every
-// warp of the grid in units of (16 rows of b, kLrUnitK of k), each adding
-// its dot products into t (float32, zeroed by the launcher) with atomics,
-// and b is read once. A block does its units right after the pipeline's
-// first weight loads are issued (their latency covers the work), then
-// counts itself in. The block that writes an output tile (the only one, or
-// the split that arrives last) waits until every block has counted in, then
-// adds a t to its accumulators before the store. Both products run on the
+// block would read b once per block; instead the grid has one more z slice
+// than the GEMM's splits, blocks that only produce t: its work is spread
+// over their warps in units of (16 rows of b, kLrUnitK of k), each adding
+// its dot products into t (float32, zeroed by the launcher) with atomics, so
+// b is read once; then each producer counts itself in and exits. The GEMM
+// blocks start their main loop at once (when they did a share of t first,
+// the stall before it cost ~2 us of a 26 us kernel on H100). The block that
+// writes an output tile (the only one, or the split that arrives last)
+// waits until every producer has counted in, long done by then, and adds
+// a t to its accumulators before the store. Both products run on the
 // tensor cores (mma m16n8k16), t in float32 carried as two 16-bit parts.
 //
 // The wait is a spin, so the launcher fuses only when the whole grid is
-// resident at once (tiles x splits <= SMs x occupancy): a waiting block
-// then never holds the place of one that has not started.
+// resident at once (tiles x (splits + 1) <= SMs x occupancy): a waiting
+// block then never holds the place of a producer that has not started.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -45,21 +47,21 @@ __device__ __forceinline__ uint32_t ld_pair(const T* elems, int64_t i, bool ok) 
   return ok ? __ldg(reinterpret_cast<const unsigned int*>(elems + i)) : 0u;
 }
 
-// Part 1, in every block: its units of t, then its arrival. t^T = b x^T
+// Part 1, in the producer blocks: their units of t, then their arrival. t^T = b x^T
 // runs on the tensor cores (b's rows as the A operand, 16 ranks by 16 k; x
 // as the B operand, 16 k by 8 rows): x is read once per 16 ranks rather
 // than once per rank, which on CUDA cores made the traffic on x's few L2
-// lines grow with M (M = 16 cost 18 us on H100 that way). Blocks of split 0
-// also ask L2 to hold their tile's rows of a for the epilogue.
+// lines grow with M (M = 16 cost 18 us on H100 that way). A producer also
+// asks L2 to hold its tile's rows of a for the epilogue.
 template <typename T, typename Cfg>
-__device__ __forceinline__ void lowrank_share_t(const WoGemmParams& p, const LowRankEpilogue& lr, int64_t m0,
+__device__ __forceinline__ void lowrank_produce_t(const WoGemmParams& p, const LowRankEpilogue& lr, int64_t m0,
                                                 int rows, int64_t n0) {
   using P = mma::Packed<T>;
   constexpr int kWarps = Cfg::kThreads / 32;
   constexpr int kXTiles = (Cfg::kBM + 7) / 8;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t4 = lane & 3;
-  if (blockIdx.z == 0) {
+  {
     const auto* a_tile = static_cast<const uint8_t*>(lr.a) + n0 * lr.rank * int64_t(sizeof(T));
     const int64_t bytes = min(int64_t(Cfg::kBN), p.n - n0) * lr.rank * int64_t(sizeof(T));
     for (int64_t off = int64_t(tid) * 128; off < bytes; off += int64_t(Cfg::kThreads) * 128)
@@ -67,8 +69,8 @@ __device__ __forceinline__ void lowrank_share_t(const WoGemmParams& p, const Low
   }
   const int64_t chunks = (p.k + kLrUnitK - 1) / kLrUnitK;
   const int64_t units = (lr.rank + 15) / 16 * chunks;
-  const int64_t blocks = int64_t(gridDim.x) * gridDim.y * gridDim.z;
-  const int64_t block = (int64_t(blockIdx.z) * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+  const int64_t blocks = int64_t(gridDim.x) * gridDim.y;  // producers: one z slice
+  const int64_t block = int64_t(blockIdx.y) * gridDim.x + blockIdx.x;
   const T* b = static_cast<const T*>(lr.b);
   const T* x = static_cast<const T*>(p.x);
   for (int64_t u = block * kWarps + warp; u < units; u += blocks * kWarps) {
@@ -118,7 +120,7 @@ __device__ __forceinline__ void t_pair(const LowRankEpilogue& lr, int64_t row, b
   lo = P::pack(v.x - P::to_float(h[0]), v.y - P::to_float(h[1]));
 }
 
-// Part 2, in the block that writes the tile: wait for all of t, then
+// Part 2, in the block that writes the tile: wait for every producer, then
 // acc += a t^T on the tensor cores. acc is the mma's C fragment already
 // (columns g and g + 8 of each 16-column tile, x rows 2t and 2t + 1 of each
 // 8-row tile), so a's rows are the A operand (16 columns by 16 ranks) and t
@@ -129,9 +131,9 @@ __device__ __forceinline__ void lowrank_add_correction(const WoGemmParams& p, co
                                                        float (&acc)[Cfg::kNTiles][Cfg::kMTiles][4]) {
   using P = mma::Packed<T>;
   const int tid = threadIdx.x, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  const int blocks = int(gridDim.x * gridDim.y * gridDim.z);
+  const int producers = int(gridDim.x * gridDim.y);
   if (tid == 0)
-    while (mma::load_acquire(lr.arrived) < blocks) __nanosleep(64);
+    while (mma::load_acquire(lr.arrived) < producers) __nanosleep(64);
   __syncthreads();
   const T* a = static_cast<const T*>(lr.a);
 #pragma unroll 2

@@ -86,6 +86,9 @@ Plan make_plan(const WoGemmParams& p, int64_t rank, int bm, int bn, int stage_k,
   const int64_t tiles = pl.tiles_m * pl.tiles_n;
   const int max_splits = std::max(1, std::min(kMaxSplits, pl.iters / kMinItersPerSplit));
   int splits = 1;
+  // A low-rank correction adds one block per tile that computes t
+  // (lowrank_epilogue.cuh), resident with the rest.
+  if (rank > 0) slots -= tiles;
   if (tiles < slots) {
     const auto wanted = int64_t(std::ceil(kBlocksPerSm * double(sms) / double(tiles)));
     splits = int(std::min(wanted, slots / tiles));
@@ -152,11 +155,12 @@ struct MmaKernel {
     return make_plan(p, rank, Cfg::kBM, Cfg::kBN, Format<kBits>::kStageK, c.sms, c.slots);
   }
 
-  // The correction's blocks wait for each other (lowrank_epilogue.cuh):
-  // only one M tile, and a grid that is resident all at once.
+  // The correction's blocks wait for its producers (lowrank_epilogue.cuh):
+  // only one M tile, and a grid (splits + a slice of producers) that is
+  // resident all at once.
   static bool fuses(const WoGemmParams& p, int64_t rank) {
     const Plan pl = plan(p, rank);
-    return pl.tiles_m == 1 && pl.tiles_m * pl.tiles_n * pl.splits <= capacity().slots;
+    return pl.tiles_m == 1 && pl.tiles_m * pl.tiles_n * (pl.splits + 1) <= capacity().slots;
   }
 
   static Status launch(const WoGemmParams& p, const LowRankCorrection& lrc, void* workspace, cudaStream_t stream) {
@@ -179,7 +183,7 @@ struct MmaKernel {
       const size_t zeroed = pl.counter_bytes + pl.lowrank_bytes;
       if (zeroed > 0 && cudaMemsetAsync(workspace, 0, zeroed, stream) != cudaSuccess) return Status::kCudaError;
     }
-    const dim3 grid(unsigned(pl.tiles_m), unsigned(pl.tiles_n), unsigned(pl.splits));
+    const dim3 grid(unsigned(pl.tiles_m), unsigned(pl.tiles_n), unsigned(pl.splits + (kLowRank ? 1 : 0)));
     wo_gemm_mma_kernel<T, kBits, Cfg, kZeros, kLowRank><<<grid, Cfg::kThreads, kSmemBytes, stream>>>(p, sk, lr);
     return cudaPeekAtLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
   }

@@ -123,8 +123,9 @@ struct SplitK {
 };
 
 // kZeros: p.zeros is set (instances without it carry none of its state).
-// kLowRank: add the low-rank correction lr (lowrank_epilogue.cuh); the
-// launcher then guarantees one M tile and a grid resident all at once.
+// kLowRank: add the low-rank correction lr (lowrank_epilogue.cuh): the last
+// z slice of the grid computes t; the launcher guarantees one M tile and a
+// grid resident all at once.
 template <typename T, int kBits, typename Cfg, bool kZeros, bool kLowRank>
 __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     wo_gemm_mma_kernel(const WoGemmParams p, const SplitK sk, const LowRankEpilogue lr) {
@@ -143,6 +144,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   const int it0 = split * sk.iters_per_split;
   const int n_iters = min(sk.iters_per_split, sk.iters - it0);
   const int rows = int(min(int64_t(Cfg::kBM), p.m - m0));
+  if constexpr (kLowRank) {
+    if (blockIdx.z == gridDim.z - 1) {  // the slice of producers of t
+      lowrank_produce_t<T, Cfg>(p, lr, m0, rows, n0);
+      return;
+    }
+  }
   const int64_t row_bytes = p.k * kBits / 8;
   const int64_t groups = p.k / p.group_size;
   const int chunks_total = int(p.k / F::kChunkK);
@@ -513,7 +520,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
       if (st < n_iters) load_stage(st, it0 + st);
       mma::cp_async_commit();
     }
-    if constexpr (kLowRank) lowrank_share_t<T, Cfg>(p, lr, m0, rows, n0);
     for (int i = 0; i < n_iters; ++i) {
       mma::cp_async_wait<Cfg::kStages - 2>();
       // Stage i is visible to all; every warp is done with stage i - 1, whose
