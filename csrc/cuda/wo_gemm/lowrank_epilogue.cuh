@@ -106,61 +106,90 @@ __device__ __forceinline__ void lowrank_produce_t(const WoGemmParams& p, const L
   if (tid == 0) mma::atomic_add_acq_rel(lr.arrived, 1);
 }
 
-// t[r][j], t[r][j + 1] as a pair (zero past M or the rank) split into a
-// high and a low part, each exact in T: two mmas then carry t to about 16
-// bits of mantissa, where one bf16 rounding would lose 8.
-template <typename T>
-__device__ __forceinline__ void t_pair(const LowRankEpilogue& lr, int64_t row, bool row_ok, int j, uint32_t& hi,
-                                       uint32_t& lo) {
-  using P = mma::Packed<T>;
-  float2 v = make_float2(0.f, 0.f);
-  if (row_ok && j < lr.rank) v = __ldcg(reinterpret_cast<const float2*>(lr.t + row * lr.rank + j));
-  hi = P::pack(v.x, v.y);
-  const T* h = reinterpret_cast<const T*>(&hi);
-  lo = P::pack(v.x - P::to_float(h[0]), v.y - P::to_float(h[1]));
-}
+// What a kernel without the correction holds in its place.
+struct NoLowRank {};
 
-// Part 2, in the block that writes the tile: wait for every producer, then
-// acc += a t^T on the tensor cores. acc is the mma's C fragment already
-// (columns g and g + 8 of each 16-column tile, x rows 2t and 2t + 1 of each
-// 8-row tile), so a's rows are the A operand (16 columns by 16 ranks) and t
-// the B operand (16 ranks by 8 rows of x).
+// 16-rank steps whose operands are loaded together: r = 64 in one round
+// trip to L2.
+constexpr int kLrSteps = 4;
+
+// Part 2, in the block that writes the tile (the only one, or the split
+// that arrives last): acc += a t^T on the tensor cores. acc is the mma's C
+// fragment already (columns g and g + 8 of each 16-column tile, x rows 2t
+// and 2t + 1 of each 8-row tile), so a's rows are the A operand (16
+// columns by 16 ranks) and t the B operand (16 ranks by 8 rows of x), t
+// split into a high and a low part each exact in T: two mmas carry t to
+// about 16 bits of mantissa, where one bf16 rounding would keep 8.
+//
+// The kernel calls, in order: lowrank_wait (thread 0, before the barrier
+// that follows its split-K arrival), load (a batch of operands, issued with
+// the split-K partial reads so both share one round trip), apply.
 template <typename T, typename Cfg>
-__device__ __forceinline__ void lowrank_add_correction(const WoGemmParams& p, const LowRankEpilogue& lr, int64_t m0,
-                                                       int64_t n0, int wn0, int wm0,
-                                                       float (&acc)[Cfg::kNTiles][Cfg::kMTiles][4]) {
-  using P = mma::Packed<T>;
-  const int tid = threadIdx.x, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  const int producers = int(gridDim.x * gridDim.y);
-  if (tid == 0)
-    while (mma::load_acquire(lr.arrived) < producers) __nanosleep(64);
-  __syncthreads();
-  const T* a = static_cast<const T*>(lr.a);
-#pragma unroll 2
-  for (int j0 = 0; j0 < lr.rank; j0 += 16) {
-    const int j = j0 + 2 * t4;
-    uint32_t bh[Cfg::kMTiles][2], bl[Cfg::kMTiles][2];
+struct LowRankBatch {
+  // Raw operands: load only issues the loads (nothing waits on them until
+  // apply), so the caller's own loads go out in the same round trip.
+  uint32_t a[kLrSteps][Cfg::kNTiles][4];
+  float2 t[kLrSteps][Cfg::kMTiles][2];
+
+  // Ranks j0 .. j0 + 16 kLrSteps - 1; past the rank, zeros.
+  __device__ __forceinline__ void load(const WoGemmParams& p, const LowRankEpilogue& lr, int j0, int64_t m0,
+                                       int64_t n0, int wn0, int wm0) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const T* a_rows = static_cast<const T*>(lr.a);
 #pragma unroll
-    for (int mi = 0; mi < Cfg::kMTiles; ++mi) {
-      const int64_t row = m0 + wm0 + 8 * mi + g;
-      t_pair<T>(lr, row, row < p.m, j, bh[mi][0], bl[mi][0]);
-      t_pair<T>(lr, row, row < p.m, j + 8, bh[mi][1], bl[mi][1]);
-    }
+    for (int s = 0; s < kLrSteps; ++s) {
+      const int j = j0 + 16 * s + 2 * t4;
+      // rank % 8 == 0: each half of a step is all in or all out.
+      const bool ok0 = j < lr.rank, ok1 = j + 8 < lr.rank;
 #pragma unroll
-    for (int nt = 0; nt < Cfg::kNTiles; ++nt) {
-      // Columns past N read row N - 1 (in bounds; never stored).
-      const int64_t lo = min(n0 + wn0 + 16 * nt + g, p.n - 1) * lr.rank;
-      const int64_t hi = min(n0 + wn0 + 16 * nt + g + 8, p.n - 1) * lr.rank;
-      const bool ok = j + 8 < lr.rank;  // rank % 8 == 0: the step's first half is always in
-      const uint32_t af[4] = {ld_pair(a, lo + j, true), ld_pair(a, hi + j, true), ld_pair(a, lo + j + 8, ok),
-                              ld_pair(a, hi + j + 8, ok)};
+      for (int nt = 0; nt < Cfg::kNTiles; ++nt) {
+        // Columns past N read row N - 1 (in bounds; never stored).
+        const int64_t lo = min(n0 + wn0 + 16 * nt + g, p.n - 1) * lr.rank;
+        const int64_t hi = min(n0 + wn0 + 16 * nt + g + 8, p.n - 1) * lr.rank;
+        a[s][nt][0] = ld_pair(a_rows, lo + j, ok0);
+        a[s][nt][1] = ld_pair(a_rows, hi + j, ok0);
+        a[s][nt][2] = ld_pair(a_rows, lo + j + 8, ok1);
+        a[s][nt][3] = ld_pair(a_rows, hi + j + 8, ok1);
+      }
 #pragma unroll
       for (int mi = 0; mi < Cfg::kMTiles; ++mi) {
-        P::mma(acc[nt][mi], af, bh[mi][0], bh[mi][1]);
-        P::mma(acc[nt][mi], af, bl[mi][0], bl[mi][1]);
+        const int64_t row = m0 + wm0 + 8 * mi + g;
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+          t[s][mi][h] = row < p.m && (h ? ok1 : ok0)
+                            ? __ldcg(reinterpret_cast<const float2*>(lr.t + row * lr.rank + j + 8 * h))
+                            : make_float2(0.f, 0.f);
       }
     }
   }
+
+  __device__ __forceinline__ void apply(float (&acc)[Cfg::kNTiles][Cfg::kMTiles][4]) const {
+    using P = mma::Packed<T>;
+#pragma unroll
+    for (int s = 0; s < kLrSteps; ++s)
+#pragma unroll
+      for (int nt = 0; nt < Cfg::kNTiles; ++nt)
+#pragma unroll
+        for (int mi = 0; mi < Cfg::kMTiles; ++mi) {
+          uint32_t hi[2], lo[2];
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const float2 v = t[s][mi][h];
+            hi[h] = P::pack(v.x, v.y);
+            const T* rounded = reinterpret_cast<const T*>(&hi[h]);
+            lo[h] = P::pack(v.x - P::to_float(rounded[0]), v.y - P::to_float(rounded[1]));
+          }
+          P::mma(acc[nt][mi], a[s][nt], hi[0], hi[1]);
+          P::mma(acc[nt][mi], a[s][nt], lo[0], lo[1]);
+        }
+  }
+};
+
+// Thread 0 of the block that writes the tile spins until every producer has
+// counted in; the caller's next barrier extends what it acquired to the block.
+__device__ __forceinline__ void lowrank_wait(const LowRankEpilogue& lr) {
+  const int producers = int(gridDim.x * gridDim.y);
+  while (mma::load_acquire(lr.arrived) < producers) __nanosleep(32);
 }
 
 }  // namespace slimops::cuda::wo_mma

@@ -571,6 +571,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   }
   if (!raw) run(std::integral_constant<int, kZeros ? kScaledZeros : kScaled>{});
 
+  // The low-rank correction's first batch of operands is loaded along with
+  // the split-K partials: one round trip to L2 for both.
+  std::conditional_t<kLowRank, LowRankBatch<T, Cfg>, NoLowRank> lr_batch;
   if (sk.splits > 1) {
     const int64_t tile = int64_t(blockIdx.y) * gridDim.x + blockIdx.x;
     float4* const tile_partials = sk.partials + tile * sk.splits * Cfg::kAccVecs * Cfg::kThreads + tid;
@@ -586,9 +589,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     // reads below, which the second barrier extends to the whole block.
     __syncthreads();
     int* const last = reinterpret_cast<int*>(smem + Cfg::kStages * S::kStageBytes);
-    if (tid == 0) *last = mma::atomic_add_acq_rel(sk.counters + tile, 1) == sk.splits - 1;
+    if (tid == 0) {
+      *last = mma::atomic_add_acq_rel(sk.counters + tile, 1) == sk.splits - 1;
+      if constexpr (kLowRank)
+        if (*last) lowrank_wait(lr);
+    }
     __syncthreads();
     if (!*last) return;
+    if constexpr (kLowRank) lr_batch.load(p, lr, 0, m0, n0, wn0, wm0);
 #pragma unroll
     for (int j = 0; j < Cfg::kNTiles; ++j)
 #pragma unroll
@@ -610,7 +618,20 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     }
   }
 
-  if constexpr (kLowRank) lowrank_add_correction<T, Cfg>(p, lr, m0, n0, wn0, wm0, acc);
+  if constexpr (kLowRank) {
+    if (sk.splits == 1) {
+      if (tid == 0) lowrank_wait(lr);
+      __syncthreads();
+      lr_batch.load(p, lr, 0, m0, n0, wn0, wm0);
+    }
+    lr_batch.apply(acc);
+    for (int j0 = 16 * kLrSteps; j0 < lr.rank; j0 += 16 * kLrSteps) {
+      lr_batch.load(p, lr, j0, m0, n0, wn0, wm0);
+      lr_batch.apply(acc);
+    }
+  } else {
+    (void)lr_batch;
+  }
 
   // C fragment (out^T): element e of a lane is column g + 8 (e / 2) of the
   // 16-column tile and x row 2t + e % 2 of the 8-row tile.
