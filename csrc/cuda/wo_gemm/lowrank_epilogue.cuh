@@ -1,24 +1,25 @@
 // The low-rank correction inside the tensor-core weight-only GEMM
-// (wo_gemm_lowrank): y = x dequant(Wq)^T + (x b^T) a^T in one kernel, so
-// a quantised layer with a rank-r correction of its error costs one launch
+// (wo_gemm_lowrank): y = x dequant(Wq)^T + (x b^T) a^T in one kernel, so a
+// quantised layer with a rank-r correction of its error costs one launch
 // and little more than the int4 GEMM alone.
 //
-// Every output tile needs all of t = x b^T [M, rank]. Computing t in each
-// block would read b once per block; instead the grid has one more z slice
-// than the GEMM's splits, blocks that only produce t: its work is spread
-// over their warps in units of (16 rows of b, kLrUnitK of k), each adding
-// its dot products into t (float32, zeroed by the launcher) with atomics, so
-// b is read once; then each producer counts itself in and exits. The GEMM
-// blocks start their main loop at once (when they did a share of t first,
-// the stall before it cost ~2 us of a 26 us kernel on H100). The block that
-// writes an output tile (the only one, or the split that arrives last)
-// waits until every producer has counted in, long done by then, and adds
-// a t to its accumulators before the store. Both products run on the
-// tensor cores (mma m16n8k16), t in float32 carried as two 16-bit parts.
+// The grid has one more z slice than the GEMM's split-K: producer blocks,
+// one per output tile, with the GEMM blocks' thread layout. Every tile
+// needs all of t = x b^T [M, rank], so the producers first share its work
+// in units of (16 rows of b, kLrUnitK of k), adding their products into t
+// (float32, zeroed by the launcher) with atomics, so b is read once; they
+// wait for each other; then each computes a t^T for its tile, in the GEMM's
+// accumulator layout, and hands it to split-K as one more partial. The
+// last block of the tile to arrive (GEMM or producer) sums the partials as
+// usual. The GEMM blocks run exactly as without the correction: earlier
+// versions that made them compute a share of t first, or wait for t before
+// their epilogue, cost 2-5 us more of a 27 us kernel on H100 (8192^2, M 16).
+// Both products run on the tensor cores (mma m16n8k16); t stays float32,
+// carried into the second as two 16-bit parts.
 //
-// The wait is a spin, so the launcher fuses only when the whole grid is
-// resident at once (tiles x (splits + 1) <= SMs x occupancy): a waiting
-// block then never holds the place of a producer that has not started.
+// The producers' wait is a spin, so the launcher fuses only when the whole
+// grid is resident at once (tiles x (splits + 1) <= SMs x occupancy): a
+// waiting producer never holds the place of one that has not started.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -47,12 +48,12 @@ __device__ __forceinline__ uint32_t ld_pair(const T* elems, int64_t i, bool ok) 
   return ok ? __ldg(reinterpret_cast<const unsigned int*>(elems + i)) : 0u;
 }
 
-// Part 1, in the producer blocks: their units of t, then their arrival. t^T = b x^T
+// Producers, part 1: their units of t, then their arrival. t^T = b x^T
 // runs on the tensor cores (b's rows as the A operand, 16 ranks by 16 k; x
 // as the B operand, 16 k by 8 rows): x is read once per 16 ranks rather
 // than once per rank, which on CUDA cores made the traffic on x's few L2
 // lines grow with M (M = 16 cost 18 us on H100 that way). A producer also
-// asks L2 to hold its tile's rows of a for the epilogue.
+// asks L2 for its tile's rows of a, which it reads after the wait.
 template <typename T, typename Cfg>
 __device__ __forceinline__ void lowrank_produce_t(const WoGemmParams& p, const LowRankEpilogue& lr, int64_t m0,
                                                 int rows, int64_t n0) {
@@ -106,28 +107,19 @@ __device__ __forceinline__ void lowrank_produce_t(const WoGemmParams& p, const L
   if (tid == 0) mma::atomic_add_acq_rel(lr.arrived, 1);
 }
 
-// What a kernel without the correction holds in its place.
-struct NoLowRank {};
-
 // 16-rank steps whose operands are loaded together: r = 64 in one round
 // trip to L2.
 constexpr int kLrSteps = 4;
 
-// Part 2, in the block that writes the tile (the only one, or the split
-// that arrives last): acc += a t^T on the tensor cores. acc is the mma's C
-// fragment already (columns g and g + 8 of each 16-column tile, x rows 2t
-// and 2t + 1 of each 8-row tile), so a's rows are the A operand (16
-// columns by 16 ranks) and t the B operand (16 ranks by 8 rows of x), t
-// split into a high and a low part each exact in T: two mmas carry t to
-// about 16 bits of mantissa, where one bf16 rounding would keep 8.
-//
-// The kernel calls, in order: lowrank_wait (thread 0, before the barrier
-// that follows its split-K arrival), load (a batch of operands, issued with
-// the split-K partial reads so both share one round trip), apply.
+// Producers, part 2: acc += a t^T on the tensor cores. acc is the mma's C
+// fragment (columns g and g + 8 of each 16-column tile, x rows 2t and
+// 2t + 1 of each 8-row tile), so a's rows are the A operand (16 columns by
+// 16 ranks) and t the B operand (16 ranks by 8 rows of x), t split into a
+// high and a low part each exact in T: two mmas carry t to about 16 bits
+// of mantissa, where one bf16 rounding would keep 8.
 template <typename T, typename Cfg>
 struct LowRankBatch {
-  // Raw operands: load only issues the loads (nothing waits on them until
-  // apply), so the caller's own loads go out in the same round trip.
+  // Raw operands: load only issues the loads, apply waits for them.
   uint32_t a[kLrSteps][Cfg::kNTiles][4];
   float2 t[kLrSteps][Cfg::kMTiles][2];
 
@@ -185,11 +177,24 @@ struct LowRankBatch {
   }
 };
 
-// Thread 0 of the block that writes the tile spins until every producer has
-// counted in; the caller's next barrier extends what it acquired to the block.
-__device__ __forceinline__ void lowrank_wait(const LowRankEpilogue& lr) {
-  const int producers = int(gridDim.x * gridDim.y);
-  while (mma::load_acquire(lr.arrived) < producers) __nanosleep(32);
+// A producer block: its share of t, the wait for all of t, then its tile's
+// correction in acc (zero on entry), which the caller hands to split-K.
+template <typename T, typename Cfg>
+__device__ __forceinline__ void lowrank_produce(const WoGemmParams& p, const LowRankEpilogue& lr, int64_t m0,
+                                                int rows, int64_t n0, int wn0, int wm0,
+                                                float (&acc)[Cfg::kNTiles][Cfg::kMTiles][4]) {
+  lowrank_produce_t<T, Cfg>(p, lr, m0, rows, n0);
+  if (threadIdx.x == 0) {
+    const int producers = int(gridDim.x * gridDim.y);
+    while (mma::load_acquire(lr.arrived) < producers) __nanosleep(32);
+  }
+  // Extends thread 0's acquire to the block.
+  __syncthreads();
+  LowRankBatch<T, Cfg> batch;
+  for (int j0 = 0; j0 < lr.rank; j0 += 16 * kLrSteps) {
+    batch.load(p, lr, j0, m0, n0, wn0, wm0);
+    batch.apply(acc);
+  }
 }
 
 }  // namespace slimops::cuda::wo_mma

@@ -86,7 +86,7 @@ Plan make_plan(const WoGemmParams& p, int64_t rank, int bm, int bn, int stage_k,
   const int64_t tiles = pl.tiles_m * pl.tiles_n;
   const int max_splits = std::max(1, std::min(kMaxSplits, pl.iters / kMinItersPerSplit));
   int splits = 1;
-  // A low-rank correction adds one block per tile that computes t
+  // A low-rank correction adds one block per tile that computes it
   // (lowrank_epilogue.cuh), resident with the rest.
   if (rank > 0) slots -= tiles;
   if (tiles < slots) {
@@ -106,10 +106,12 @@ Plan make_plan(const WoGemmParams& p, int64_t rank, int bm, int bn, int stage_k,
   // Equal shares of whole stages; no split left empty.
   pl.iters_per_split = int(ceil_div(pl.iters, splits));
   pl.splits = int(ceil_div(pl.iters, pl.iters_per_split));
-  if (pl.splits > 1) pl.counter_bytes = round_up_256(size_t(tiles) * sizeof(int));
+  // Partials per tile: the k-ranges, and the low-rank correction's.
+  const int partials = pl.splits + (rank > 0 ? 1 : 0);
+  if (partials > 1) pl.counter_bytes = round_up_256(size_t(tiles) * sizeof(int));
   if (rank > 0) pl.lowrank_bytes = 256 + round_up_256(size_t(p.m) * size_t(rank) * sizeof(float));
   pl.workspace_bytes = pl.counter_bytes + pl.lowrank_bytes;
-  if (pl.splits > 1) pl.workspace_bytes += size_t(tiles) * pl.splits * bm * bn * sizeof(float);
+  if (partials > 1) pl.workspace_bytes += size_t(tiles) * partials * bm * bn * sizeof(float);
   return pl;
 }
 
@@ -155,7 +157,7 @@ struct MmaKernel {
     return make_plan(p, rank, Cfg::kBM, Cfg::kBN, Format<kBits>::kStageK, c.sms, c.slots);
   }
 
-  // The correction's blocks wait for its producers (lowrank_epilogue.cuh):
+  // The correction's producers wait for each other (lowrank_epilogue.cuh):
   // only one M tile, and a grid (splits + a slice of producers) that is
   // resident all at once.
   static bool fuses(const WoGemmParams& p, int64_t rank) {
@@ -165,12 +167,13 @@ struct MmaKernel {
 
   static Status launch(const WoGemmParams& p, const LowRankCorrection& lrc, void* workspace, cudaStream_t stream) {
     const Plan pl = plan(p, kLowRank ? lrc.rank : 0);
-    SplitK sk{pl.iters, pl.iters_per_split, pl.splits, nullptr, nullptr};
+    const int partials = pl.splits + (kLowRank ? 1 : 0);
+    SplitK sk{pl.iters, pl.iters_per_split, partials, nullptr, nullptr};
     LowRankEpilogue lr;
     if (pl.workspace_bytes > 0) {
       if (workspace == nullptr || (reinterpret_cast<uintptr_t>(workspace) & 15u) != 0) return Status::kInvalidArgument;
       auto* ws = static_cast<uint8_t*>(workspace);
-      if (pl.splits > 1) {
+      if (partials > 1) {
         sk.counters = reinterpret_cast<int*>(ws);
         sk.partials = reinterpret_cast<float4*>(ws + pl.counter_bytes + pl.lowrank_bytes);
       }
@@ -183,7 +186,7 @@ struct MmaKernel {
       const size_t zeroed = pl.counter_bytes + pl.lowrank_bytes;
       if (zeroed > 0 && cudaMemsetAsync(workspace, 0, zeroed, stream) != cudaSuccess) return Status::kCudaError;
     }
-    const dim3 grid(unsigned(pl.tiles_m), unsigned(pl.tiles_n), unsigned(pl.splits + (kLowRank ? 1 : 0)));
+    const dim3 grid(unsigned(pl.tiles_m), unsigned(pl.tiles_n), unsigned(partials));
     wo_gemm_mma_kernel<T, kBits, Cfg, kZeros, kLowRank><<<grid, Cfg::kThreads, kSmemBytes, stream>>>(p, sk, lr);
     return cudaPeekAtLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
   }

@@ -117,15 +117,15 @@ __device__ __forceinline__ uint2 load_b(const uint8_t* xs, int r, int k) {
 struct SplitK {
   int iters;            // stages of k in the whole K (the last may be partial)
   int iters_per_split;  // every split gets at least one
-  int splits;
+  int splits;           // partials per tile: the k-ranges (+ the low-rank correction's)
   int* counters;        // [tiles], zero on entry when splits > 1
   float4* partials;     // [tiles][splits][kAccVecs][kThreads]
 };
 
 // kZeros: p.zeros is set (instances without it carry none of its state).
 // kLowRank: add the low-rank correction lr (lowrank_epilogue.cuh): the last
-// z slice of the grid computes t; the launcher guarantees one M tile and a
-// grid resident all at once.
+// z slice of the grid computes it as one more split-K partial; the launcher
+// guarantees one M tile and a grid resident all at once.
 template <typename T, int kBits, typename Cfg, bool kZeros, bool kLowRank>
 __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     wo_gemm_mma_kernel(const WoGemmParams p, const SplitK sk, const LowRankEpilogue lr) {
@@ -144,12 +144,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   const int it0 = split * sk.iters_per_split;
   const int n_iters = min(sk.iters_per_split, sk.iters - it0);
   const int rows = int(min(int64_t(Cfg::kBM), p.m - m0));
-  if constexpr (kLowRank) {
-    if (blockIdx.z == gridDim.z - 1) {  // the slice of producers of t
-      lowrank_produce_t<T, Cfg>(p, lr, m0, rows, n0);
-      return;
-    }
-  }
+  // With the low-rank correction the last z slice computes the correction
+  // as one more split-K partial instead of a k-range (lowrank_epilogue.cuh).
+  const bool lr_producer = kLowRank && blockIdx.z == gridDim.z - 1;
   const int64_t row_bytes = p.k * kBits / 8;
   const int64_t groups = p.k / p.group_size;
   const int chunks_total = int(p.k / F::kChunkK);
@@ -559,21 +556,22 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
       }
     }
   };
-  bool raw = false;
-  if constexpr (Cfg::kFold) {
-    if (one_group) {
-      if (units_per_group == 1)
-        run(std::integral_constant<int, kRawStage>{});
-      else
-        run(std::integral_constant<int, kRawGroups>{});
-      raw = true;
+  if constexpr (kLowRank)
+    if (lr_producer) lowrank_produce<T, Cfg>(p, lr, m0, rows, n0, wn0, wm0, acc);
+  if (!lr_producer) {
+    bool raw = false;
+    if constexpr (Cfg::kFold) {
+      if (one_group) {
+        if (units_per_group == 1)
+          run(std::integral_constant<int, kRawStage>{});
+        else
+          run(std::integral_constant<int, kRawGroups>{});
+        raw = true;
+      }
     }
+    if (!raw) run(std::integral_constant<int, kZeros ? kScaledZeros : kScaled>{});
   }
-  if (!raw) run(std::integral_constant<int, kZeros ? kScaledZeros : kScaled>{});
 
-  // The low-rank correction's first batch of operands is loaded along with
-  // the split-K partials: one round trip to L2 for both.
-  std::conditional_t<kLowRank, LowRankBatch<T, Cfg>, NoLowRank> lr_batch;
   if (sk.splits > 1) {
     const int64_t tile = int64_t(blockIdx.y) * gridDim.x + blockIdx.x;
     float4* const tile_partials = sk.partials + tile * sk.splits * Cfg::kAccVecs * Cfg::kThreads + tid;
@@ -589,14 +587,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     // reads below, which the second barrier extends to the whole block.
     __syncthreads();
     int* const last = reinterpret_cast<int*>(smem + Cfg::kStages * S::kStageBytes);
-    if (tid == 0) {
-      *last = mma::atomic_add_acq_rel(sk.counters + tile, 1) == sk.splits - 1;
-      if constexpr (kLowRank)
-        if (*last) lowrank_wait(lr);
-    }
+    if (tid == 0) *last = mma::atomic_add_acq_rel(sk.counters + tile, 1) == sk.splits - 1;
     __syncthreads();
     if (!*last) return;
-    if constexpr (kLowRank) lr_batch.load(p, lr, 0, m0, n0, wn0, wm0);
 #pragma unroll
     for (int j = 0; j < Cfg::kNTiles; ++j)
 #pragma unroll
@@ -616,21 +609,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
           acc[j][mi][3] += v.w;
         }
     }
-  }
-
-  if constexpr (kLowRank) {
-    if (sk.splits == 1) {
-      if (tid == 0) lowrank_wait(lr);
-      __syncthreads();
-      lr_batch.load(p, lr, 0, m0, n0, wn0, wm0);
-    }
-    lr_batch.apply(acc);
-    for (int j0 = 16 * kLrSteps; j0 < lr.rank; j0 += 16 * kLrSteps) {
-      lr_batch.load(p, lr, j0, m0, n0, wn0, wm0);
-      lr_batch.apply(acc);
-    }
-  } else {
-    (void)lr_batch;
   }
 
   // C fragment (out^T): element e of a lane is column g + 8 (e / 2) of the
