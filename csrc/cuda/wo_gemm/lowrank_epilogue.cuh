@@ -3,8 +3,8 @@
 // quantised layer with a rank-r correction of its error costs one launch
 // and little more than the int4 GEMM alone.
 //
-// The grid has one more z slice than the GEMM's split-K: producer blocks,
-// one per output tile, with the GEMM blocks' thread layout. Every tile
+// The grid has one more z slice than the GEMM's split-K, its first:
+// producer blocks, one per output tile, with the GEMM blocks' thread layout. Every tile
 // needs all of t = x b^T [M, rank], so the producers first share its work
 // in units of (16 rows of b, kLrUnitK of k), adding their products into t
 // (float32, zeroed by the launcher) with atomics, so b is read once; they
@@ -40,7 +40,7 @@ struct LowRankEpilogue {
   int* arrived = nullptr;   // blocks done with their share of t, zero on entry
 };
 
-constexpr int kLrUnitK = 64;  // k per unit of t's work: four mma k-steps
+constexpr int kLrUnitK = 128;  // k per unit of t's work: eight mma k-steps, loads all in flight
 
 // 32 bits at elems + i (two 16-bit values), or zero.
 template <typename T>

@@ -123,7 +123,7 @@ struct SplitK {
 };
 
 // kZeros: p.zeros is set (instances without it carry none of its state).
-// kLowRank: add the low-rank correction lr (lowrank_epilogue.cuh): the last
+// kLowRank: add the low-rank correction lr (lowrank_epilogue.cuh): the first
 // z slice of the grid computes it as one more split-K partial; the launcher
 // guarantees one M tile and a grid resident all at once.
 template <typename T, int kBits, typename Cfg, bool kZeros, bool kLowRank>
@@ -140,13 +140,16 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   const int wm0 = (warp / Cfg::kWarpsN) * Cfg::kMTiles * 8;   // warp's first x row in the tile
   const int64_t m0 = int64_t(blockIdx.x) * Cfg::kBM;
   const int64_t n0 = int64_t(blockIdx.y) * Cfg::kBN;
-  const int split = blockIdx.z;
+  // With the low-rank correction the grid's first z slice is its producers
+  // (dispatched first, so they start before the GEMM blocks fill the memory
+  // pipe) and they hand in the last partial.
+  const int split = kLowRank ? int((blockIdx.z + gridDim.z - 1) % gridDim.z) : int(blockIdx.z);
   const int it0 = split * sk.iters_per_split;
   const int n_iters = min(sk.iters_per_split, sk.iters - it0);
   const int rows = int(min(int64_t(Cfg::kBM), p.m - m0));
-  // With the low-rank correction the last z slice computes the correction
-  // as one more split-K partial instead of a k-range (lowrank_epilogue.cuh).
-  const bool lr_producer = kLowRank && blockIdx.z == gridDim.z - 1;
+  // The producers compute the correction as one more split-K partial
+  // instead of a k-range (lowrank_epilogue.cuh).
+  const bool lr_producer = kLowRank && blockIdx.z == 0;
   const int64_t row_bytes = p.k * kBits / 8;
   const int64_t groups = p.k / p.group_size;
   const int chunks_total = int(p.k / F::kChunkK);
