@@ -68,6 +68,7 @@ def test_matches_reference(device, bits, gs, symmetric, bias, m, gen):
         (384, 2048, 8, 12),
         (8192, 512, 128, 2),  # many tiles, few splits
         (256, 512, 5, 4),  # rank not a multiple of 8: the composed path
+        (128 * 600, 256, 16, 1),  # more tiles than an H100 holds at once: the composed path
     ],
 )
 def test_cuda_shapes(dtype, n, k, r, m, gen):

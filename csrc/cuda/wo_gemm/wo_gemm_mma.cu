@@ -87,11 +87,17 @@ Plan make_plan(const WoGemmParams& p, int64_t rank, int bm, int bn, int stage_k,
   const int max_splits = std::max(1, std::min(kMaxSplits, pl.iters / kMinItersPerSplit));
   int splits = 1;
   // A low-rank correction adds one block per tile that computes it
-  // (lowrank_epilogue.cuh), resident with the rest.
-  if (rank > 0) slots -= tiles;
+  // (lowrank_epilogue.cuh), resident with the rest, and counts as a split:
+  // with the same number of blocks as without it the fused kernel ran 1.06x
+  // plain int4's time at M = 1 (H100, 8192^2, r = 64), with one more split
+  // 1.13x (bench/NOTES.md).
+  const int64_t producer_slices = rank > 0 ? 1 : 0;
+  // At least one slot left (the cost model divides by it); such a grid does
+  // not fit at once, so MmaKernel::fuses says no.
+  slots = std::max<int64_t>(1, slots - producer_slices * tiles);
   if (tiles < slots) {
-    const auto wanted = int64_t(std::ceil(kBlocksPerSm * double(sms) / double(tiles)));
-    splits = int(std::min(wanted, slots / tiles));
+    const auto wanted = int64_t(std::ceil(kBlocksPerSm * double(sms) / double(tiles))) - producer_slices;
+    splits = int(std::max<int64_t>(1, std::min(wanted, slots / tiles)));
   } else {
     int64_t best = std::numeric_limits<int64_t>::max();
     for (int s = 1; s <= max_splits; ++s) {
