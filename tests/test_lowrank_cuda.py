@@ -19,7 +19,7 @@ FUSED_MAX_M = 16
 
 @pytest.fixture
 def force_path(monkeypatch):
-    """force_path("fused"|"roles"|"dense") sets the path for the rest of the test."""
+    """force_path("fused"|"dense") sets the path for the rest of the test."""
     return lambda path: monkeypatch.setenv("SLIMOPS_CUDA_LOWRANK", path)
 
 
@@ -66,7 +66,7 @@ SHAPES = [(512, 200, 48), (1000, 333, 40), (264, 97, 24), (4096, 4096, 512), (12
 @pytest.mark.parametrize("k,n,r", SHAPES)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("path", ["fused", "roles", "dense"])
+@pytest.mark.parametrize("path", ["fused", "dense"])
 def test_cuda_matches_reference(m, k, n, r, dtype, bias, path, force_path, gen):
     force_path(path)
     v, u, b = make_weights(k, n, r, dtype, bias, gen)
@@ -74,22 +74,20 @@ def test_cuda_matches_reference(m, k, n, r, dtype, bias, path, force_path, gen):
 
 
 @pytest.mark.parametrize("m", [2, 5, 8, 9, 16])
-@pytest.mark.parametrize("kernel", ["fused", "roles"])
-def test_cuda_every_row_count_instance(m, kernel, force_path, gen):
+def test_cuda_every_row_count_instance(m, force_path, gen):
     # The kernel is instantiated for 1, 2, 4, 8 and 16 rows; counts in
     # between run the next one up with rows masked.
-    force_path(kernel)
+    force_path("fused")
     v, u, b = make_weights(384, 136, 64, torch.bfloat16, True, gen)
     check(randn_with_outliers(m, 384, dtype=torch.bfloat16, generator=gen).cuda(), v, u, b)
 
 
 @pytest.mark.parametrize("k,n,r", [(257, 64, 32), (256, 64, 37), (100, 50, 12)])
 @pytest.mark.parametrize("m", [1, 16])
-@pytest.mark.parametrize("kernel", ["fused", "roles"])
-def test_cuda_fallback_shapes(k, n, r, m, kernel, force_path, gen):
+def test_cuda_fallback_shapes(k, n, r, m, force_path, gen):
     # K or r not a multiple of 8: the fused kernel refuses, cuBLAS serves,
     # even when the fused path is asked for.
-    force_path(kernel)
+    force_path("fused")
     v, u, b = make_weights(k, n, r, torch.float16, True, gen)
     check(randn_with_outliers(m, k, dtype=torch.float16, generator=gen).cuda(), v, u, b)
 
@@ -105,7 +103,7 @@ def test_cuda_float32_takes_dense_path(gen):
 
 
 @pytest.mark.parametrize("m", [4, 40])
-@pytest.mark.parametrize("path", ["auto", "fused", "roles"])
+@pytest.mark.parametrize("path", ["auto", "fused"])
 def test_cuda_strided_and_batched_x(m, path, force_path, gen):
     if path != "auto":
         force_path(path)
@@ -127,11 +125,10 @@ def test_cuda_strided_and_batched_x(m, path, force_path, gen):
     check(randn_with_outliers(k, dtype=dtype, generator=gen).cuda(), v, u, b)
 
 
-@pytest.mark.parametrize("kernel", ["fused", "roles"])
-def test_cuda_workspace_reused_across_calls(kernel, force_path, gen):
+def test_cuda_workspace_reused_across_calls(force_path, gen):
     # The fused kernel leaves its accumulator and counters zeroed for the next
     # call on the stream: shapes that grow, shrink and repeat must all be right.
-    force_path(kernel)
+    force_path("fused")
     dtype = torch.bfloat16
     for m, k, n, r in [(1, 512, 300, 64), (16, 512, 300, 64), (3, 256, 1000, 96), (1, 512, 300, 64)] * 2:
         v, u, b = make_weights(k, n, r, dtype, m % 2 == 1, gen)
@@ -146,11 +143,10 @@ def test_cuda_workspace_reused_across_calls(kernel, force_path, gen):
     assert rel_error(out, reference(x, v, u, b)) < TOL[dtype]
 
 
-@pytest.mark.parametrize("kernel", ["fused", "roles"])
-def test_cuda_repeated_calls_agree(kernel, force_path, gen):
+def test_cuda_repeated_calls_agree(force_path, gen):
     # Atomic accumulation reorders fp32 sums between runs; results may differ
     # by rounding only, and a leftover in the workspace would show here.
-    force_path(kernel)
+    force_path("fused")
     dtype = torch.float16
     v, u, b = make_weights(2048, 1024, 256, dtype, True, gen)
     x = randn_with_outliers(FUSED_MAX_M, 2048, dtype=dtype, generator=gen).cuda()

@@ -71,7 +71,7 @@ def graph_us(fn, flush, reps):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=50)
-    ap.add_argument("--path", choices=["fused", "roles", "auto", "dense"], default="fused")
+    ap.add_argument("--path", choices=["fused", "auto", "dense"], default="fused")
     args = ap.parse_args()
     os.environ["SLIMOPS_CUDA_LOWRANK"] = args.path  # read by the binding per call
     torch.inference_mode().__enter__()

@@ -33,11 +33,10 @@ constexpr int64_t kFusedMaxWeightElems = int64_t(4) << 20;
 // fused kernel at every M it supports and benchmarks can time each path;
 // "fused" still falls back where the kernel does not apply. Read per call
 // so a test can set it.
-enum class Path { kAuto, kFused, kRoles, kDense };
+enum class Path { kAuto, kFused, kDense };
 Path requested_path() {
   const char* env = std::getenv("SLIMOPS_CUDA_LOWRANK");
   if (env != nullptr && std::strcmp(env, "fused") == 0) return Path::kFused;
-  if (env != nullptr && std::strcmp(env, "roles") == 0) return Path::kRoles;
   if (env != nullptr && std::strcmp(env, "dense") == 0) return Path::kDense;
   return Path::kAuto;
 }
@@ -46,7 +45,6 @@ bool want_fused(const LowRankShape& s, const at::Tensor& x) {
   if (x.scalar_type() == at::kFloat || s.m > cuda::kLowRankFusedMaxM) return false;
   switch (requested_path()) {
     case Path::kFused: return true;
-    case Path::kRoles: return true;
     case Path::kDense: return false;
     case Path::kAuto: break;
   }
@@ -106,12 +104,6 @@ at::Tensor lowrank_linear_cuda(const at::Tensor& x, const at::Tensor& v, const a
     p.x_row_stride = x2.stride(0);
     p.out = out.data_ptr();
     p.out_row_stride = s.n;
-    if (requested_path() == Path::kRoles && cuda::lowrank_roles_applies(p)) {
-      const c10::cuda::CUDAStream stream = c10::cuda::getCurrentCUDAStream();
-      const at::Tensor ws = fused_workspace(x, cuda::lowrank_roles_workspace_bytes(p), stream);
-      check_launch(cuda::lowrank_roles_cuda(p, ws.data_ptr(), stream.stream()));
-      return out.view(s.out_sizes);
-    }
     if (cuda::lowrank_fused_applies(p)) {
       const c10::cuda::CUDAStream stream = c10::cuda::getCurrentCUDAStream();
       const at::Tensor ws = fused_workspace(x, cuda::lowrank_fused_workspace_bytes(p), stream);

@@ -38,13 +38,4 @@ size_t lowrank_fused_workspace_bytes(const LowRankParams& p);
 // to read with cudaGetLastError.
 Status lowrank_fused_cuda(const LowRankParams& p, void* workspace, cudaStream_t stream);
 
-// The two-role kernel (lowrank_roles.cu): producer blocks compute x V^T
-// while consumer blocks fetch their rows of U, then multiply. Same inputs
-// as the fused kernel (no clusters needed: sm_80+), with a grid that must fit
-// on the device at once; its workspace (t and two counters) follows the same
-// rule: zero when made, left zero by every launch that completes.
-bool lowrank_roles_applies(const LowRankParams& p);
-size_t lowrank_roles_workspace_bytes(const LowRankParams& p);
-Status lowrank_roles_cuda(const LowRankParams& p, void* workspace, cudaStream_t stream);
-
 }  // namespace slimops::cuda
