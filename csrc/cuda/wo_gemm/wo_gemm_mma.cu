@@ -198,35 +198,25 @@ struct MmaKernel {
   }
 };
 
-// dtype x bits x zero points x M bucket: 32 instances.
-template <typename Fn>
+// dtype x bits x zero points x M bucket: 32 instances; with the low-rank
+// correction (kLowRank), M <= kLowRankMaxM only (one M tile of the two
+// smallest buckets): 16 more.
+constexpr int64_t kLowRankMaxM = TileM16::kBM;
+template <bool kLowRank, typename Fn>
 auto dispatch(const WoGemmParams& p, Fn&& fn) {
   return BOOL_SWITCH(p.x_dtype == DType::kBFloat16, kBf16, [&] {
     using T = std::conditional_t<kBf16, __nv_bfloat16, __half>;
     return BOOL_SWITCH(p.bits == 4, kInt4, [&] {
       constexpr int kBits = kInt4 ? 4 : 8;
       return BOOL_SWITCH(p.zeros != nullptr, kZeros, [&] {
-        if (p.m <= TileM8::kBM) return fn(MmaKernel<T, kBits, TileM8, kZeros, false>{});
-        if (p.m <= TileM16::kBM) return fn(MmaKernel<T, kBits, TileM16, kZeros, false>{});
-        if (p.m <= TileM32::kBM) return fn(MmaKernel<T, kBits, TileM32, kZeros, false>{});
-        return fn(MmaKernel<T, kBits, TileM64, kZeros, false>{});
-      });
-    });
-  });
-}
-
-// With the low-rank correction, M <= kLowRankMaxM only (one M tile of the
-// two smallest buckets): 16 instances.
-constexpr int64_t kLowRankMaxM = TileM16::kBM;
-template <typename Fn>
-auto dispatch_lowrank(const WoGemmParams& p, Fn&& fn) {
-  return BOOL_SWITCH(p.x_dtype == DType::kBFloat16, kBf16, [&] {
-    using T = std::conditional_t<kBf16, __nv_bfloat16, __half>;
-    return BOOL_SWITCH(p.bits == 4, kInt4, [&] {
-      constexpr int kBits = kInt4 ? 4 : 8;
-      return BOOL_SWITCH(p.zeros != nullptr, kZeros, [&] {
-        if (p.m <= TileM8::kBM) return fn(MmaKernel<T, kBits, TileM8, kZeros, true>{});
-        return fn(MmaKernel<T, kBits, TileM16, kZeros, true>{});
+        if (p.m <= TileM8::kBM) return fn(MmaKernel<T, kBits, TileM8, kZeros, kLowRank>{});
+        if constexpr (kLowRank) {
+          return fn(MmaKernel<T, kBits, TileM16, kZeros, true>{});
+        } else {
+          if (p.m <= TileM16::kBM) return fn(MmaKernel<T, kBits, TileM16, kZeros, false>{});
+          if (p.m <= TileM32::kBM) return fn(MmaKernel<T, kBits, TileM32, kZeros, false>{});
+          return fn(MmaKernel<T, kBits, TileM64, kZeros, false>{});
+        }
       });
     });
   });
@@ -252,24 +242,25 @@ bool shape_applies(const WoGemmParams& p) {
 }  // namespace
 
 bool wo_gemm_mma_applies(const WoGemmParams& p) {
-  return shape_applies(p) && dispatch(p, [](auto kernel) { return decltype(kernel)::capacity().slots > 0; });
+  return shape_applies(p) && dispatch<false>(p, [](auto kernel) { return decltype(kernel)::capacity().slots > 0; });
 }
 
 size_t wo_gemm_mma_workspace_bytes(const WoGemmParams& p) {
   if (!wo_gemm_mma_applies(p)) return 0;
-  return dispatch(p, [&](auto kernel) { return decltype(kernel)::plan(p, 0).workspace_bytes; });
+  return dispatch<false>(p, [&](auto kernel) { return decltype(kernel)::plan(p, 0).workspace_bytes; });
 }
 
 Status wo_gemm_mma_cuda(const WoGemmParams& p, void* workspace, cudaStream_t stream) {
   if (!wo_gemm_mma_applies(p)) return Status::kUnsupported;
   if (p.out == nullptr) return Status::kInvalidArgument;
-  return dispatch(p, [&](auto kernel) { return decltype(kernel)::launch(p, LowRankCorrection{}, workspace, stream); });
+  return dispatch<false>(
+      p, [&](auto kernel) { return decltype(kernel)::launch(p, LowRankCorrection{}, workspace, stream); });
 }
 
 bool wo_gemm_mma_lowrank_applies(const WoGemmParams& p, const LowRankCorrection& lr) {
   if (!shape_applies(p) || p.m > kLowRankMaxM) return false;
   if (lr.rank < 1 || lr.rank % 8 != 0 || lr.rank > 0x7fffffff || !aligned16(lr.a) || !aligned16(lr.b)) return false;
-  return dispatch_lowrank(p, [&](auto kernel) {
+  return dispatch<true>(p, [&](auto kernel) {
     using K = decltype(kernel);
     return K::capacity().slots > 0 && K::fuses(p, lr.rank);
   });
@@ -277,14 +268,14 @@ bool wo_gemm_mma_lowrank_applies(const WoGemmParams& p, const LowRankCorrection&
 
 size_t wo_gemm_mma_lowrank_workspace_bytes(const WoGemmParams& p, const LowRankCorrection& lr) {
   if (!wo_gemm_mma_lowrank_applies(p, lr)) return 0;
-  return dispatch_lowrank(p, [&](auto kernel) { return decltype(kernel)::plan(p, lr.rank).workspace_bytes; });
+  return dispatch<true>(p, [&](auto kernel) { return decltype(kernel)::plan(p, lr.rank).workspace_bytes; });
 }
 
 Status wo_gemm_mma_lowrank_cuda(const WoGemmParams& p, const LowRankCorrection& lr, void* workspace,
                                 cudaStream_t stream) {
   if (!wo_gemm_mma_lowrank_applies(p, lr)) return Status::kUnsupported;
   if (p.out == nullptr) return Status::kInvalidArgument;
-  return dispatch_lowrank(p, [&](auto kernel) { return decltype(kernel)::launch(p, lr, workspace, stream); });
+  return dispatch<true>(p, [&](auto kernel) { return decltype(kernel)::launch(p, lr, workspace, stream); });
 }
 
 }  // namespace slimops::cuda

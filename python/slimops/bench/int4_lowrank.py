@@ -14,6 +14,7 @@ from ..ops import lowrank_linear, wo_gemm, wo_gemm_lowrank
 from ..reference import wo_gemm_lowrank as reference
 from ..testing import randn_with_outliers, rel_error
 from .gemm import _tinygemm_int4
+from .lowrank import _parse_shapes  # K x N x r lists
 from .runner import Impl, Problem, register_family
 
 # The shape (an 8192 Llama layer, g128, r = 64) and a 4096 one.
@@ -24,19 +25,10 @@ CPU_MS = "1,16"
 GROUP_SIZE = 128
 
 
-def _parse_shapes(text: str) -> list[tuple[int, int, int]]:
-    out = []
-    for item in text.split(","):
-        try:
-            k, n, r = (int(v) for v in item.lower().split("x"))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"shapes are KxNxr, e.g. 8192x8192x64; got {item!r}") from None
-        out.append((k, n, r))
-    return out
-
-
 def add_arguments(p: argparse.ArgumentParser):
-    p.add_argument("--shapes", type=_parse_shapes, default=None, help=f"K x N x r list (default cuda: {CUDA_SHAPES}; cpu: {CPU_SHAPES})")
+    p.add_argument(
+        "--shapes", type=_parse_shapes, default=None, help=f"K x N x r list (default cuda: {CUDA_SHAPES}; cpu: {CPU_SHAPES})"
+    )
     p.add_argument("--m", default=None, help=f"rows of x (default cuda: {CUDA_MS}; cpu: {CPU_MS})")
 
 
@@ -56,32 +48,33 @@ def build_problems(args) -> tuple[str, list[Problem]]:
         a_bf16, b_bf16 = a.to(torch.bfloat16), b.to(torch.bfloat16)
         q, s = qw.qweight, qw.scales
         tinygemm = _tinygemm_int4(qw, GROUP_SIZE, cuda)
+        # Default arguments bind this shape's weights and functions: the
+        # closures run after the loop has moved on.
+
+        def int4_alone(x, q=q, s=s):
+            return wo_gemm(x, q, s, bits=4, group_size=GROUP_SIZE)
+
+        def two_ops(x, q=q, s=s, a=a, b=b):
+            return wo_gemm(x, q, s, bits=4, group_size=GROUP_SIZE) + lowrank_linear(x, b, a)
+
+        def torch_peer(x, f=tinygemm, a=a_bf16, b=b_bf16):
+            return f(x) + F.linear(F.linear(x, b), a)
+
+        def fused(x, q=q, s=s, a=a, b=b):
+            return wo_gemm_lowrank(x, q, s, a, b, bits=4, group_size=GROUP_SIZE)
+
         for m in ms:
             x = randn_with_outliers(m, k, device=dev, generator=gen).to(dt)
-            x_bf16 = x.to(torch.bfloat16)
-            impls = [Impl("slimops int4 alone", lambda x=x, q=q, s=s: wo_gemm(x, q, s, bits=4, group_size=GROUP_SIZE))]
-            if cuda:
-                impls.append(
-                    Impl(
-                        "slimops 2 ops",
-                        lambda x=x, q=q, s=s, a=a, b=b: wo_gemm(x, q, s, bits=4, group_size=GROUP_SIZE) + lowrank_linear(x, b, a),
-                    )
-                )
+            impls = [Impl("slimops int4 alone", lambda x=x, f=int4_alone: f(x))]
+            if cuda:  # on the CPU the op is these two ops
+                impls.append(Impl("slimops 2 ops", lambda x=x, f=two_ops: f(x)))
             if tinygemm is not None:
-                impls.append(
-                    Impl(
-                        "torch tinygemm + 2 matmuls",
-                        lambda x=x_bf16, f=tinygemm, a=a_bf16, b=b_bf16: f(x) + F.linear(F.linear(x, b), a),
-                    )
-                )
-            impls.append(
-                Impl("slimops int4+lr", lambda x=x, q=q, s=s, a=a, b=b: wo_gemm_lowrank(x, q, s, a, b, bits=4, group_size=GROUP_SIZE), ours=True)
-            )
+                impls.append(Impl("torch tinygemm + 2 matmuls", lambda x=x.to(torch.bfloat16), f=torch_peer: f(x)))
+            impls.append(Impl("slimops int4+lr", lambda x=x, f=fused: f(x), ours=True))
             es = x.element_size()
             bytes_moved = n * k // 2 + 4 * n * (k // GROUP_SIZE) + (n * r + r * k) * es + m * (k + n) * es
-            verify = lambda x=x, q=q, s=s, a=a, b=b: rel_error(  # noqa: E731
-                wo_gemm_lowrank(x, q, s, a, b, bits=4, group_size=GROUP_SIZE),
-                reference(x, q, s, None, None, a, b, 4, GROUP_SIZE),
+            verify = lambda x=x, q=q, s=s, a=a, b=b, f=fused: rel_error(  # noqa: E731
+                f(x), reference(x, q, s, None, None, a, b, 4, GROUP_SIZE)
             )
             problems.append(Problem({"K x N x r": f"{k}x{n}x{r}", "M": m}, impls, bytes_moved, verify))
     return f"int4 g{GROUP_SIZE} + rank-r correction, {args.device}", problems
