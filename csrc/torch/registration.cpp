@@ -13,8 +13,8 @@ TORCH_LIBRARY(slimops, m) {
   m.def("wo_gemm(Tensor x, Tensor qweight, Tensor scales, Tensor? zeros, Tensor? bias, int bits, int group_size) -> Tensor");
   // wo_gemm plus a low-rank correction of the quantised weight:
   // y = x @ (dequant(qweight) + lr_a @ lr_b)^T + bias, lr_a [N, r] and lr_b
-  // [r, K] in x's dtype. On CUDA one kernel at small M (the correction in the
-  // int4/int8 GEMM's epilogue, x @ lr_b^T kept in float32).
+  // [r, K] in x's dtype. On CUDA one kernel at small M (the correction summed
+  // into the int4/int8 GEMM's split-K partials, x @ lr_b^T kept in float32).
   m.def(
       "wo_gemm_lowrank(Tensor x, Tensor qweight, Tensor scales, Tensor? zeros, Tensor? bias, Tensor lr_a, "
       "Tensor lr_b, int bits, int group_size) -> Tensor");

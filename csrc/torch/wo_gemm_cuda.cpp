@@ -91,7 +91,7 @@ at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at
 }
 
 // x @ dequant(Wq)^T + (x @ lr_b^T) @ lr_a^T + bias: one kernel (the
-// tensor-core GEMM with the correction in its epilogue) where it applies,
+// tensor-core GEMM, the correction one more split-K partial) where it applies,
 // M <= 16 on Llama-sized layers; otherwise wo_gemm and lowrank_linear.
 at::Tensor wo_gemm_lowrank_cuda(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scales,
                                 const c10::optional<at::Tensor>& zeros, const c10::optional<at::Tensor>& bias,

@@ -102,8 +102,9 @@ def wo_gemm_lowrank(
 
     The weight arguments are :func:`wo_gemm`'s; ``lr_a`` ``[N, r]`` and
     ``lr_b`` ``[r, K]`` are in x's dtype. On CUDA at small M (<= 16) this is
-    one kernel: ``x @ lr_b^T`` is kept in float32 and added in the GEMM's
-    epilogue. Elsewhere it runs :func:`wo_gemm` and :func:`lowrank_linear`.
+    one kernel: ``x @ lr_b^T`` is kept in float32 and the correction joins
+    the GEMM's split-K sum before the output is rounded. Elsewhere it runs
+    :func:`wo_gemm` and :func:`lowrank_linear`.
     """
     return torch.ops.slimops.wo_gemm_lowrank(x, qweight, scales, zeros, bias, lr_a, lr_b, bits, group_size)
 

@@ -192,7 +192,7 @@ class QuantLinear(nn.Module):
         kw = dict(zeros=self.zeros, bits=self.bits, group_size=self.group_size)
         if self.lr_a is None:
             return wo_gemm(xq, self.qweight, self.scales, self.bias, **kw)
-        # One op: on CUDA at small M the correction rides in the GEMM's epilogue.
+        # One op: on CUDA at small M, one kernel (the correction joins the GEMM's split-K sum).
         # It sees xq, so lr_b's columns follow the same permutation.
         lr_b = self.lr_b if self.perm is None else self.lr_b.index_select(1, self.perm)
         return wo_gemm_lowrank(xq, self.qweight, self.scales, self.lr_a.to(x.dtype), lr_b.to(x.dtype), self.bias, **kw)
