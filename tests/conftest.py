@@ -10,6 +10,16 @@ requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device visible,
 TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 1e-2}
 
 
+# The (device, activation dtype) pairs the opcheck tests run: every dtype
+# both backends share with torch's own checks, CUDA ones where it is built.
+OPCHECK_DEVICE_DTYPES = [
+    ("cpu", torch.float32),
+    ("cpu", torch.bfloat16),
+    pytest.param("cuda", torch.float16, marks=requires_cuda),
+    pytest.param("cuda", torch.bfloat16, marks=requires_cuda),
+]
+
+
 def devices():
     return ["cpu", pytest.param("cuda", marks=requires_cuda)]
 

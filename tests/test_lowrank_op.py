@@ -9,7 +9,7 @@ import slimops
 from slimops import reference
 from slimops.testing import randn_with_outliers, rel_error
 
-from conftest import TOL, requires_cuda
+from conftest import OPCHECK_DEVICE_DTYPES, TOL
 
 # (K, N, r): odd sizes exercise every vector tail.
 SHAPES = [(300, 130, 37), (64, 64, 8), (1, 5, 3), (1040, 24, 129)]
@@ -43,15 +43,7 @@ def test_cpu_batched_and_strided(gen):
     assert slimops.lowrank_linear(torch.empty(0, 96), V, U).shape == (0, 40)
 
 
-@pytest.mark.parametrize(
-    "device,dtype",
-    [
-        ("cpu", torch.float32),
-        ("cpu", torch.bfloat16),
-        pytest.param("cuda", torch.float16, marks=requires_cuda),
-        pytest.param("cuda", torch.bfloat16, marks=requires_cuda),
-    ],
-)
+@pytest.mark.parametrize("device,dtype", OPCHECK_DEVICE_DTYPES)
 @pytest.mark.parametrize("m,bias,grad", [(1, True, True), (3, False, False), (20, True, False)])
 def test_opcheck_lowrank_linear(device, dtype, m, bias, grad, gen):
     V, U = factors(64, 48, 16, dtype, gen, device)

@@ -8,18 +8,10 @@ import slimops  # noqa: F401
 from slimops.formats import dequantize, quantize
 from slimops.testing import randn_with_outliers
 
-from conftest import requires_cuda
+from conftest import OPCHECK_DEVICE_DTYPES
 
 
-@pytest.mark.parametrize(
-    "device,dtype",
-    [
-        ("cpu", torch.float32),
-        ("cpu", torch.bfloat16),
-        pytest.param("cuda", torch.float16, marks=requires_cuda),
-        pytest.param("cuda", torch.bfloat16, marks=requires_cuda),
-    ],
-)
+@pytest.mark.parametrize("device,dtype", OPCHECK_DEVICE_DTYPES)
 @pytest.mark.parametrize(
     "bits,gs,symmetric,bias,x_grad",
     [(8, -1, True, True, False), (8, 32, False, False, True), (4, 64, True, True, True), (4, 32, False, True, False)],

@@ -11,7 +11,7 @@ from slimops import reference
 from slimops.formats import quantize
 from slimops.testing import randn_with_outliers, rel_error
 
-from conftest import TOL, dtypes_for, requires_cuda
+from conftest import OPCHECK_DEVICE_DTYPES, TOL, devices, dtypes_for, requires_cuda
 from test_wo_gemm import INT16_PATH_TOL_FP32
 
 
@@ -44,7 +44,7 @@ def check(x, weights, bits, gs):
     assert err < tol(x.dtype) and err < 0.2 * corr, (err, corr)
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])
+@pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize(
     "bits,gs,symmetric,bias",
     [(4, 128, True, True), (4, 32, False, False), (4, 64, False, True), (8, -1, True, True), (8, 32, False, False)],
@@ -106,15 +106,7 @@ def test_cuda_graph_replays_match(gen):
     assert rel_error(out, run()) < 1e-3
 
 
-@pytest.mark.parametrize(
-    "device,dtype",
-    [
-        ("cpu", torch.float32),
-        ("cpu", torch.bfloat16),
-        pytest.param("cuda", torch.float16, marks=requires_cuda),
-        pytest.param("cuda", torch.bfloat16, marks=requires_cuda),
-    ],
-)
+@pytest.mark.parametrize("device,dtype", OPCHECK_DEVICE_DTYPES)
 @pytest.mark.parametrize("bits,gs,symmetric,bias,x_grad", [(4, 64, True, True, True), (8, 32, False, False, False)])
 def test_opcheck(device, dtype, bits, gs, symmetric, bias, x_grad, gen):
     q, s, z, bi, a, b = make_problem(40, 128, 8, bits, gs, symmetric, bias, dtype, device, gen)
@@ -137,7 +129,7 @@ def test_backward_matches_corrected_linear(gen):
     torch.testing.assert_close(bi.grad, b2.grad, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])
+@pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize(
     "mutate,match",
     [
