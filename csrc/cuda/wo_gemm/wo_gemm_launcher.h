@@ -49,7 +49,7 @@ size_t wo_gemm_mma_workspace_bytes(const WoGemmParams& p);
 Status wo_gemm_mma_cuda(const WoGemmParams& p, void* workspace, cudaStream_t stream);
 
 // The tensor-core kernel with a low-rank correction in its epilogue
-// (lowrank_epilogue.cuh): out = x dequant(Wq)^T + (x b^T) a^T + bias in one
+// (lowrank_correction.cuh): out = x dequant(Wq)^T + (x b^T) a^T + bias in one
 // kernel. Applies where wo_gemm_mma_applies does, with M <= 16, the rank a
 // multiple of 8, a and b 16-byte aligned, and a grid that fits on the device
 // at once; elsewhere the caller composes wo_gemm and the correction. The

@@ -27,7 +27,7 @@ namespace slimops::cuda {
 namespace {
 
 using wo_mma::Format;
-using wo_mma::LowRankEpilogue;
+using wo_mma::LowRankCorrectionArgs;
 using wo_mma::Smem;
 using wo_mma::SplitK;
 using wo_mma::Tile;
@@ -87,7 +87,7 @@ Plan make_plan(const WoGemmParams& p, int64_t rank, int bm, int bn, int stage_k,
   const int max_splits = std::max(1, std::min(kMaxSplits, pl.iters / kMinItersPerSplit));
   int splits = 1;
   // A low-rank correction adds one block per tile that computes it
-  // (lowrank_epilogue.cuh), resident with the rest, and counts as a split:
+  // (lowrank_correction.cuh), resident with the rest, and counts as a split:
   // with the same number of blocks as without it the fused kernel ran 1.06x
   // plain int4's time at M = 1 (H100, 8192^2, r = 64), with one more split
   // 1.13x (bench/NOTES.md).
@@ -163,7 +163,7 @@ struct MmaKernel {
     return make_plan(p, rank, Cfg::kBM, Cfg::kBN, Format<kBits>::kStageK, c.sms, c.slots);
   }
 
-  // The correction's producers wait for each other (lowrank_epilogue.cuh):
+  // The correction's producers wait for each other (lowrank_correction.cuh):
   // only one M tile, and a grid (splits + a slice of producers) that is
   // resident all at once.
   static bool fuses(const WoGemmParams& p, int64_t rank) {
@@ -175,7 +175,7 @@ struct MmaKernel {
     const Plan pl = plan(p, kLowRank ? lrc.rank : 0);
     const int partials = pl.splits + (kLowRank ? 1 : 0);
     SplitK sk{pl.iters, pl.iters_per_split, partials, nullptr, nullptr};
-    LowRankEpilogue lr;
+    LowRankCorrectionArgs lr;
     if (pl.workspace_bytes > 0) {
       if (workspace == nullptr || (reinterpret_cast<uintptr_t>(workspace) & 15u) != 0) return Status::kInvalidArgument;
       auto* ws = static_cast<uint8_t*>(workspace);
@@ -185,8 +185,9 @@ struct MmaKernel {
       }
       if constexpr (kLowRank) {
         if (!fuses(p, lrc.rank)) return Status::kUnsupported;
-        lr = LowRankEpilogue{lrc.a, lrc.b, int(lrc.rank), reinterpret_cast<float*>(ws + pl.counter_bytes + 256),
-                             reinterpret_cast<int*>(ws + pl.counter_bytes)};
+        lr = LowRankCorrectionArgs{lrc.a, lrc.b, int(lrc.rank),
+                                   reinterpret_cast<float*>(ws + pl.counter_bytes + 256),
+                                   reinterpret_cast<int*>(ws + pl.counter_bytes)};
       }
       // The workspace comes uninitialised: counters and t start at 0.
       const size_t zeroed = pl.counter_bytes + pl.lowrank_bytes;

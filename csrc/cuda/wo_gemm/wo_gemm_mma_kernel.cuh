@@ -24,7 +24,7 @@
 // last to arrive sums all partials in split order (the result does not
 // depend on arrival order), adds the bias and writes x's dtype. Nothing
 // spins, so no block waits on one that is not resident (the low-rank
-// correction's wait is the exception: lowrank_epilogue.cuh).
+// correction's wait is the exception: lowrank_correction.cuh).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -34,7 +34,7 @@
 #include <type_traits>
 
 #include "../../common/wo_gemm_params.h"
-#include "lowrank_epilogue.cuh"
+#include "lowrank_correction.cuh"
 #include "mma_dequant.cuh"
 #include "mma_primitives.cuh"
 
@@ -123,12 +123,12 @@ struct SplitK {
 };
 
 // kZeros: p.zeros is set (instances without it carry none of its state).
-// kLowRank: add the low-rank correction lr (lowrank_epilogue.cuh): the first
+// kLowRank: add the low-rank correction lr (lowrank_correction.cuh): the first
 // z slice of the grid computes it as one more split-K partial; the launcher
 // guarantees one M tile and a grid resident all at once.
 template <typename T, int kBits, typename Cfg, bool kZeros, bool kLowRank>
 __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
-    wo_gemm_mma_kernel(const WoGemmParams p, const SplitK sk, const LowRankEpilogue lr) {
+    wo_gemm_mma_kernel(const WoGemmParams p, const SplitK sk, const LowRankCorrectionArgs lr) {
   using F = Format<kBits>;
   using S = Smem<Cfg, kBits>;
   using P = mma::Packed<T>;
@@ -148,7 +148,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   const int n_iters = min(sk.iters_per_split, sk.iters - it0);
   const int rows = int(min(int64_t(Cfg::kBM), p.m - m0));
   // The producers compute the correction as one more split-K partial
-  // instead of a k-range (lowrank_epilogue.cuh).
+  // instead of a k-range (lowrank_correction.cuh).
   const bool lr_producer = kLowRank && blockIdx.z == 0;
   const int64_t row_bytes = p.k * kBits / 8;
   const int64_t groups = p.k / p.group_size;

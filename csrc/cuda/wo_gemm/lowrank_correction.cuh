@@ -32,7 +32,7 @@
 
 namespace slimops::cuda::wo_mma {
 
-struct LowRankEpilogue {
+struct LowRankCorrectionArgs {
   const void* a = nullptr;  // [n, rank], x's dtype
   const void* b = nullptr;  // [rank, k], x's dtype
   int rank = 0;
@@ -55,8 +55,8 @@ __device__ __forceinline__ uint32_t ld_pair(const T* elems, int64_t i, bool ok) 
 // lines grow with M (M = 16 cost 18 us on H100 that way). A producer also
 // asks L2 for its tile's rows of a, which it reads after the wait.
 template <typename T, typename Cfg>
-__device__ __forceinline__ void lowrank_produce_t(const WoGemmParams& p, const LowRankEpilogue& lr, int64_t m0,
-                                                int rows, int64_t n0) {
+__device__ __forceinline__ void lowrank_produce_t(const WoGemmParams& p, const LowRankCorrectionArgs& lr,
+                                                  int64_t m0, int rows, int64_t n0) {
   using P = mma::Packed<T>;
   constexpr int kWarps = Cfg::kThreads / 32;
   constexpr int kXTiles = (Cfg::kBM + 7) / 8;
@@ -124,7 +124,7 @@ struct LowRankBatch {
   float2 t[kLrSteps][Cfg::kMTiles][2];
 
   // Ranks j0 .. j0 + 16 kLrSteps - 1; past the rank, zeros.
-  __device__ __forceinline__ void load(const WoGemmParams& p, const LowRankEpilogue& lr, int j0, int64_t m0,
+  __device__ __forceinline__ void load(const WoGemmParams& p, const LowRankCorrectionArgs& lr, int j0, int64_t m0,
                                        int64_t n0, int wn0, int wm0) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const T* a_rows = static_cast<const T*>(lr.a);
@@ -180,8 +180,8 @@ struct LowRankBatch {
 // A producer block: its share of t, the wait for all of t, then its tile's
 // correction in acc (zero on entry), which the caller hands to split-K.
 template <typename T, typename Cfg>
-__device__ __forceinline__ void lowrank_produce(const WoGemmParams& p, const LowRankEpilogue& lr, int64_t m0,
-                                                int rows, int64_t n0, int wn0, int wm0,
+__device__ __forceinline__ void lowrank_produce(const WoGemmParams& p, const LowRankCorrectionArgs& lr,
+                                                int64_t m0, int rows, int64_t n0, int wn0, int wm0,
                                                 float (&acc)[Cfg::kNTiles][Cfg::kMTiles][4]) {
   lowrank_produce_t<T, Cfg>(p, lr, m0, rows, n0);
   if (threadIdx.x == 0) {
