@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import slimops
+from conftest import devices
 from slimops.compress.gptq import gptq_quantize
 from slimops.compress.calibrate import InputStats
 from slimops.formats.quantize import dequantize
@@ -300,3 +301,25 @@ def test_awq_scores_qkv_and_gate_up_scales_on_the_attention_and_mlp_outputs(monk
     slimops.compress(copy.deepcopy(base), "int4-g32", method="awq", calib=calib, progress=False)
     # Per block: q/k/v replayed through self_attn, gate/up through the MLP, on every calibration sample.
     assert inspected == [("LlamaAttention", 3, 3), ("LlamaMLP", 2, 3)] * 2
+
+
+# Every module family slimops.compress swaps in, each in a whole decoder.
+COMPILE_RECIPES = ["int8", "int4-g32", "int4-g32+lr8", "2:4", "int4+2:4-g64", "lowrank:0.5"]
+
+
+@pytest.mark.parametrize("recipe", COMPILE_RECIPES)
+@pytest.mark.parametrize("device", devices())
+def test_compressed_llama_compiles_fullgraph(recipe, device):
+    """torch.compile(fullgraph=True) of a whole compressed Llama (no graph
+    break in any slimops module) gives the eager logits, on CPU (float32)
+    and CUDA (bf16, where the CUDA kernels run)."""
+    torch._dynamo.reset()
+    _, base = tiny_llama(hidden=128, inter=256)
+    model = slimops.compress(copy.deepcopy(base), recipe, progress=False)
+    if device == "cuda":
+        model = model.to(device="cuda", dtype=torch.bfloat16)
+    ids = torch.randint(0, 128, (2, 24), generator=torch.Generator().manual_seed(5)).to(device)
+    with torch.no_grad():
+        eager = model(ids).logits.float()
+        compiled = torch.compile(model, fullgraph=True)(ids).logits.float()
+    assert rel(compiled, eager) < (1e-4 if device == "cpu" else 1e-2)
