@@ -2,7 +2,7 @@
 # One device-tool session on the GPU box, in one call (device time is
 # scarce): build, CUDA tests, compute-sanitizer, benchmarks. Logs and tables
 # go under $OUT. Usage: bash tools/h100_session.sh [build] [test] [sanitize] [sanitize-new] [bench]
-# [bench-attn] [bench-sparse] [bench-paths] [e2e] [lr-corr]
+# [bench-attn] [bench-sparse] [bench-paths] [e2e] [lr-corr] [lowrank] [flush-probe] [compress-gpu]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/slimops_out}
@@ -77,6 +77,36 @@ for step in $steps; do
           --markdown "$OUT/${family}_cuda_h100.md" > "$OUT/bench_${family}.log" 2>&1
         grep -E "^\|" "$OUT/bench_${family}.log" | tail -12
       done ;;
+    lowrank)
+      # lowrank_linear (issue 7): its CUDA tests, memcheck and racecheck on the
+      # small-M kernels, the timing tool per path, then the bench family.
+      timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_lowrank_cuda.py tests/test_lowrank_linear.py \
+        > "$OUT/pytest_lowrank.log" 2>&1
+      tail -3 "$OUT/pytest_lowrank.log"; grep -E "^(FAILED|ERROR)" "$OUT/pytest_lowrank.log" | head -20
+      for tool in memcheck racecheck; do
+        timeout "${SANITIZE_TIMEOUT:-150}" compute-sanitizer --tool $tool --error-exitcode 1 python3 -m pytest -q \
+          -p no:cacheprovider tests/test_lowrank_cuda.py -k "stream_kernel_work_splits or alternate or (reference and 512-200-48)" \
+          > "$OUT/${tool}_lowrank.log" 2>&1
+        echo "$tool exit $?"; grep -E "SUMMARY|passed|failed" "$OUT/${tool}_lowrank.log" | tail -3
+      done
+      for path in ${LOWRANK_PATHS:-stream fused}; do
+        timeout 150 python3 tools/time_lowrank_cuda.py --path $path --reps 50 > "$OUT/time_lowrank_$path.md" 2>&1
+        cat "$OUT/time_lowrank_$path.md"
+      done
+      python3 -m slimops.cli bench lowrank --device cuda --json "$OUT/lowrank_cuda_h100.json" \
+        --markdown "$OUT/lowrank_cuda_h100.md" > "$OUT/bench_lowrank.log" 2>&1
+      grep -E "^\|" "$OUT/bench_lowrank.log" | tail -12 ;;
+    flush-probe)
+      # The fixed cost of a microsecond timing, after a dirty and a clean flush.
+      timeout 200 python3 tools/flush_probe.py > "$OUT/flush_probe.md" 2>&1; cat "$OUT/flush_probe.md" ;;
+    compress-gpu)
+      # Issue 8 on the GPU: torch.compile(fullgraph=True) of compressed models,
+      # then SmolLM2-135M's decode rate per recipe.
+      timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_calibrated_compress.py tests/test_quant_linear.py \
+        tests/test_save_load.py tests/test_fuse_projections.py -k "compile" > "$OUT/pytest_compile.log" 2>&1
+      tail -3 "$OUT/pytest_compile.log"; grep -E "^(FAILED|ERROR)" "$OUT/pytest_compile.log" | head
+      timeout 300 python3 tools/gpu_decode_rate.py --json "$OUT/decode_rate_h100.json" > "$OUT/decode_rate_h100.md" 2>&1
+      cat "$OUT/decode_rate_h100.md" | grep -v Converting ;;
     bench-paths)
       # Every CUDA path at every M, to set the dispatch thresholds.
       for path in gemv mma dense; do
