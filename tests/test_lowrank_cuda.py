@@ -1,6 +1,5 @@
-"""CUDA tests of slimops.lowrank_linear: the two small-M kernels
-(csrc/cuda/lowrank: the streamed one and the cluster one) and the two-GEMM
-path, against a float64 reference."""
+"""CUDA tests of slimops.lowrank_linear: the fused small-M kernel
+(csrc/cuda/lowrank) and the two-GEMM path, against a float64 reference."""
 
 import pytest
 import torch
@@ -11,13 +10,11 @@ from conftest import TOL, requires_cuda
 
 pytestmark = requires_cuda
 
-# The streamed kernel takes M <= 16 with K and r multiples of 16 where x's rows
-# fit its shared memory (sm_90); the cluster kernel ("fused") M <= 16 with K
-# and r multiples of 8. SLIMOPS_CUDA_LOWRANK=stream|fused|dense forces a path;
-# a kernel that refuses a shape falls back. Everything else goes to two
+# The fused kernel supports M <= 16 with K and r multiples of 8 (fp16/bf16);
+# the binding picks it only where it pays (M = 1), unless
+# SLIMOPS_CUDA_LOWRANK=fused|dense forces a path. Everything else goes to two
 # cuBLAS GEMMs.
 FUSED_MAX_M = 16
-PATHS = ["stream", "fused", "dense"]
 
 
 @pytest.fixture
@@ -69,7 +66,7 @@ SHAPES = [(512, 200, 48), (1000, 333, 40), (264, 97, 24), (4096, 4096, 512), (12
 @pytest.mark.parametrize("k,n,r", SHAPES)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", ["fused", "dense"])
 def test_cuda_matches_reference(m, k, n, r, dtype, bias, path, force_path, gen):
     force_path(path)
     v, u, b = make_weights(k, n, r, dtype, bias, gen)
@@ -77,12 +74,10 @@ def test_cuda_matches_reference(m, k, n, r, dtype, bias, path, force_path, gen):
 
 
 @pytest.mark.parametrize("m", [2, 5, 8, 9, 16])
-@pytest.mark.parametrize("path", ["stream", "fused"])
-def test_cuda_every_row_count_instance(m, path, force_path, gen):
-    # The cluster kernel is instantiated for 1, 2, 4, 8 and 16 rows (counts
-    # in between run the next one up with rows masked); the streamed one
-    # clamps rows of its A operand past M.
-    force_path(path)
+def test_cuda_every_row_count_instance(m, force_path, gen):
+    # The kernel is instantiated for 1, 2, 4, 8 and 16 rows; counts in
+    # between run the next one up with rows masked.
+    force_path("fused")
     v, u, b = make_weights(384, 136, 64, torch.bfloat16, True, gen)
     check(randn_with_outliers(m, 384, dtype=torch.bfloat16, generator=gen).cuda(), v, u, b)
 
@@ -108,7 +103,7 @@ def test_cuda_float32_takes_dense_path(gen):
 
 
 @pytest.mark.parametrize("m", [4, 40])
-@pytest.mark.parametrize("path", ["auto", "stream", "fused"])
+@pytest.mark.parametrize("path", ["auto", "fused"])
 def test_cuda_strided_and_batched_x(m, path, force_path, gen):
     if path != "auto":
         force_path(path)
@@ -130,12 +125,10 @@ def test_cuda_strided_and_batched_x(m, path, force_path, gen):
     check(randn_with_outliers(k, dtype=dtype, generator=gen).cuda(), v, u, b)
 
 
-@pytest.mark.parametrize("path", ["stream", "fused"])
-def test_cuda_workspace_reused_across_calls(path, force_path, gen):
-    # Each kernel leaves its counters (and the cluster kernel its accumulator)
-    # zeroed for the next call on the stream: shapes that grow, shrink and
-    # repeat must all be right.
-    force_path(path)
+def test_cuda_workspace_reused_across_calls(force_path, gen):
+    # The fused kernel leaves its accumulator and counters zeroed for the next
+    # call on the stream: shapes that grow, shrink and repeat must all be right.
+    force_path("fused")
     dtype = torch.bfloat16
     for m, k, n, r in [(1, 512, 300, 64), (16, 512, 300, 64), (3, 256, 1000, 96), (1, 512, 300, 64)] * 2:
         v, u, b = make_weights(k, n, r, dtype, m % 2 == 1, gen)
@@ -148,50 +141,6 @@ def test_cuda_workspace_reused_across_calls(path, force_path, gen):
         out = run(x, v, u, b)
     side.synchronize()
     assert rel_error(out, reference(x, v, u, b)) < TOL[dtype]
-
-
-# (K, N, r, M) for the streamed kernel's work split (132 SMs on an H100):
-# r = 16 (one V row per block), r = 2048 (16 rows per block: two n-tiles),
-# N = 28672 with r = 64 (224 U rows per block: seven row groups), K = 8192
-# (V rows in four pieces), N < the block count, and the issue's layers.
-STREAM_SHAPES = [
-    (1024, 200, 16, 3),
-    (1024, 333, 2048, 5),
-    (4096, 28672, 64, 2),
-    (8192, 1000, 96, 8),
-    (512, 8, 32, 16),
-    (4096, 4096, 512, 16),
-    (8192, 8192, 1024, 1),
-    (8192, 8192, 1024, 8),
-]
-
-
-@pytest.mark.parametrize("k,n,r,m", STREAM_SHAPES)
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_cuda_stream_kernel_work_splits(k, n, r, m, dtype, force_path, gen):
-    force_path("stream")
-    v, u, b = make_weights(k, n, r, dtype, True, gen)
-    check(randn_with_outliers(m, k, dtype=dtype, generator=gen).cuda(), v, u, b)
-
-
-def test_cuda_stream_kernel_is_bitwise_repeatable(force_path, gen):
-    # Every element of t and out has one writer and a fixed summation order.
-    force_path("stream")
-    v, u, b = make_weights(2048, 1024, 256, torch.bfloat16, True, gen)
-    x = randn_with_outliers(7, 2048, dtype=torch.bfloat16, generator=gen).cuda()
-    first = run(x, v, u, b)
-    for _ in range(5):
-        assert torch.equal(run(x, v, u, b), first)
-
-
-def test_cuda_kernels_alternate_on_one_stream(monkeypatch, gen):
-    # The two kernels keep separate workspaces: the streamed one leaves t
-    # behind, which the cluster kernel's accumulator must never see.
-    dtype = torch.bfloat16
-    v, u, b = make_weights(512, 300, 64, dtype, True, gen)
-    for path in ["stream", "fused", "stream", "fused"]:
-        monkeypatch.setenv("SLIMOPS_CUDA_LOWRANK", path)
-        check(randn_with_outliers(4, 512, dtype=dtype, generator=gen).cuda(), v, u, b)
 
 
 def test_cuda_repeated_calls_agree(force_path, gen):
@@ -207,7 +156,7 @@ def test_cuda_repeated_calls_agree(force_path, gen):
 
 
 def test_cuda_auto_path_at_m1(gen):
-    # M = 1 on a layer the size of the measured one takes a small-M kernel
+    # M = 1 on a layer the size of the measured one takes the fused kernel
     # by default.
     v, u, b = make_weights(4096, 4096, 512, torch.bfloat16, True, gen)
     check(randn_with_outliers(1, 4096, dtype=torch.bfloat16, generator=gen).cuda(), v, u, b)

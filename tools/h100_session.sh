@@ -85,11 +85,11 @@ for step in $steps; do
       tail -3 "$OUT/pytest_lowrank.log"; grep -E "^(FAILED|ERROR)" "$OUT/pytest_lowrank.log" | head -20
       for tool in memcheck racecheck; do
         timeout "${SANITIZE_TIMEOUT:-150}" compute-sanitizer --tool $tool --error-exitcode 1 python3 -m pytest -q \
-          -p no:cacheprovider tests/test_lowrank_cuda.py -k "stream_kernel_work_splits or alternate or (reference and 512-200-48)" \
+          -p no:cacheprovider tests/test_lowrank_cuda.py -k "reference and 512-200-48 and fused" \
           > "$OUT/${tool}_lowrank.log" 2>&1
         echo "$tool exit $?"; grep -E "SUMMARY|passed|failed" "$OUT/${tool}_lowrank.log" | tail -3
       done
-      for path in ${LOWRANK_PATHS:-stream fused}; do
+      for path in ${LOWRANK_PATHS:-fused auto}; do
         timeout 150 python3 tools/time_lowrank_cuda.py --path $path --reps 50 > "$OUT/time_lowrank_$path.md" 2>&1
         cat "$OUT/time_lowrank_$path.md"
       done

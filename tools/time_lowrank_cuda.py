@@ -1,15 +1,15 @@
 """Times slimops.lowrank_linear on CUDA against torch's two matmuls
 F.linear(F.linear(x, V), U) in the same process (issue 7's targets), and the
-small-M kernels across M to place the dispatch threshold: --path stream (the
-default here) forces the streamed kernel wherever it applies, fused the
-cluster kernel, auto times the binding's own choice. Method of design.md:
+fused kernel across M to place the dispatch threshold: --path fused (the
+default here) forces the fused kernel wherever it applies (M <= 16), auto
+times the binding's own choice. Method of design.md:
 CUDA events, warm-up, an L2 flush before every call, median of --reps.
 After the flush a spin kernel keeps the GPU busy while Python enqueues the
 call, so the time is the GPU's alone (launch gaps between kernels included),
 under inference_mode (no autograd wrapper). A second column replays each
 call as a CUDA graph, which takes the launch gaps out too.
 
-    python3 tools/time_lowrank_cuda.py [--reps 50] [--path stream|fused|auto|dense]
+    python3 tools/time_lowrank_cuda.py [--reps 50] [--path fused|auto|dense]
 """
 
 import argparse
@@ -71,7 +71,7 @@ def graph_us(fn, flush, reps):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=50)
-    ap.add_argument("--path", choices=["stream", "fused", "auto", "dense"], default="stream")
+    ap.add_argument("--path", choices=["fused", "auto", "dense"], default="fused")
     args = ap.parse_args()
     os.environ["SLIMOPS_CUDA_LOWRANK"] = args.path  # read by the binding per call
     torch.inference_mode().__enter__()

@@ -6,13 +6,12 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <tuple>
+#include <utility>
 
 #include "../cuda/lowrank/lowrank_launcher.h"
 #include "lowrank_args.h"
@@ -20,68 +19,64 @@
 namespace slimops {
 namespace {
 
-// Two small-M kernels: the streamed one (lowrank_stream.cu: bulk copies of
-// every block's rows of V and U at entry, one grid-wide wait) and the older
-// cluster kernel (lowrank_fused.cu), which the streamed one replaces wherever
-// it applies. Measured on H100, bf16, L2 flushed, against the two cuBLAS
-// GEMMs in the same run (kernel time / two GEMMs), cluster kernel: K = N =
-// 4096, r = 512: M = 1 0.89x, M = 4 1.15x, M = 16 2.16x; K = N = 8192,
-// r = 1024: M = 1 1.13x (so it serves only M = 1 up to 8 MiB of weights).
-// The streamed kernel's figures are in bench/NOTES.md ("Session 6").
-constexpr int64_t kClusterMaxM = 1;
-constexpr int64_t kClusterMaxWeightElems = int64_t(4) << 20;
+// Where the fused kernel (lowrank_fused.cu) pays. Measured on H100, bf16,
+// L2 flushed, against these very two cuBLAS GEMMs in the same run (kernel
+// time / two GEMMs): K = N = 4096, r = 512: M = 1 0.89x, M = 4 1.15x, M = 8
+// 1.45x, M = 16 2.16x; K = N = 8192, r = 1024: M = 1 1.13x, M = 4 1.71x. The
+// kernel is latency-bound (about 0.7 TB/s at 8 MiB of weights): it wins
+// only where two library launches cost more than its serial phases, i.e. at
+// M = 1 and up to the 8 MiB of weights measured (r (K + N) = 4 Mi elements).
+constexpr int64_t kFusedMaxM = 1;
+constexpr int64_t kFusedMaxWeightElems = int64_t(4) << 20;
 
-// SLIMOPS_CUDA_LOWRANK=stream|fused|dense forces a path ("fused": the
-// cluster kernel), so tests can check each kernel at every M it supports and
-// benchmarks can time each path; a kernel that does not apply still falls
-// back. Read per call so a test can set it.
-enum class Path { kAuto, kStream, kCluster, kDense };
+// SLIMOPS_CUDA_LOWRANK=fused|dense forces a path, so tests can check the
+// fused kernel at every M it supports and benchmarks can time each path;
+// "fused" still falls back where the kernel does not apply. Read per call
+// so a test can set it.
+enum class Path { kAuto, kFused, kDense };
 Path requested_path() {
   const char* env = std::getenv("SLIMOPS_CUDA_LOWRANK");
-  if (env == nullptr) return Path::kAuto;
-  if (std::strcmp(env, "stream") == 0) return Path::kStream;
-  if (std::strcmp(env, "fused") == 0) return Path::kCluster;
-  if (std::strcmp(env, "dense") == 0) return Path::kDense;
+  if (env != nullptr && std::strcmp(env, "fused") == 0) return Path::kFused;
+  if (env != nullptr && std::strcmp(env, "dense") == 0) return Path::kDense;
   return Path::kAuto;
 }
 
-// The small-M kernel to try first for this call (kDense: none).
-Path small_m_path(const LowRankShape& s, const at::Tensor& x) {
-  if (x.scalar_type() == at::kFloat || s.m > std::max(cuda::kLowRankFusedMaxM, cuda::kLowRankStreamMaxM))
-    return Path::kDense;
-  const Path forced = requested_path();
-  if (forced != Path::kAuto) return forced;
-  return Path::kStream;  // the cluster kernel is the fallback below
+bool want_fused(const LowRankShape& s, const at::Tensor& x) {
+  if (x.scalar_type() == at::kFloat || s.m > cuda::kLowRankFusedMaxM) return false;
+  switch (requested_path()) {
+    case Path::kFused: return true;
+    case Path::kDense: return false;
+    case Path::kAuto: break;
+  }
+  return s.m <= kFusedMaxM && s.r * (s.k + s.n) <= kFusedMaxWeightElems;
 }
 
 void check_launch(Status st) {
-  TORCH_CHECK(st == Status::kOk, "slimops.lowrank_linear (CUDA): kernel launch failed: ", status_string(st),
+  TORCH_CHECK(st == Status::kOk, "slimops.lowrank_linear (CUDA): fused kernel launch failed: ", status_string(st),
               st == Status::kCudaError ? std::string(" (") + cudaGetErrorString(cudaGetLastError()) + ")"
                                        : std::string());
 }
 
-// A kernel's workspace, one per (kernel, device, stream): zero when made, and
+// The fused kernel's workspace, one per (device, stream): zero when made, and
 // every launch that completes leaves it zero, so calls need no memset (a
 // second launch per call). Launches on one stream are ordered, so sharing per
 // stream is safe; never across streams. A CUDA graph keeps the workspace of
 // the stream it was captured on: replaying it on another stream while that
 // stream runs the op would race. Replaced
 // when a larger one is needed: the caching allocator frees in stream order.
-// The two kernels lay their workspaces out differently (the streamed one
-// leaves t behind, where the cluster kernel needs zeros), so each has its own.
-at::Tensor kernel_workspace(Path kernel, const at::Tensor& x, size_t bytes, const c10::cuda::CUDAStream& stream) {
+at::Tensor fused_workspace(const at::Tensor& x, size_t bytes, const c10::cuda::CUDAStream& stream) {
   static std::mutex mu;
   // Never destroyed: tensors freed during interpreter exit can outlive CUDA.
-  static auto* cache = new std::map<std::tuple<Path, c10::DeviceIndex, c10::StreamId>, at::Tensor>();
+  static auto* cache = new std::map<std::pair<c10::DeviceIndex, c10::StreamId>, at::Tensor>();
   const std::lock_guard<std::mutex> lock(mu);
-  at::Tensor& ws = (*cache)[{kernel, stream.device_index(), stream.id()}];
+  at::Tensor& ws = (*cache)[{stream.device_index(), stream.id()}];
   if (!ws.defined() || static_cast<size_t>(ws.numel()) < bytes)
     ws = at::zeros({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
   return ws;
 }
 
 // The rows of x as [m, k] with unit column stride, made contiguous when the
-// small-M kernels would otherwise refuse them (a row stride or base that
+// fused kernel would otherwise have to refuse them (a row stride or base that
 // is not a multiple of 16 bytes); cheap at the M the kernel takes.
 at::Tensor rows_of(const at::Tensor& x, const LowRankShape& s, bool for_fused) {
   at::Tensor x2 = x.reshape({s.m, s.k});
@@ -98,9 +93,9 @@ at::Tensor lowrank_linear_cuda(const at::Tensor& x, const at::Tensor& v, const a
   const c10::cuda::CUDAGuard guard(x.device());
   if (s.m == 0 || s.n == 0) return at::empty(s.out_sizes, x.options());
 
-  const Path path = small_m_path(s, x);
-  const at::Tensor x2 = rows_of(x, s, path != Path::kDense);
-  if (path != Path::kDense) {
+  const bool fused_candidate = want_fused(s, x);
+  const at::Tensor x2 = rows_of(x, s, fused_candidate);
+  if (fused_candidate) {
     c10::optional<at::Tensor> bias32;
     if (bias.has_value()) bias32 = bias->to(at::kFloat).contiguous();
     at::Tensor out = at::empty({s.m, s.n}, x.options());
@@ -109,15 +104,9 @@ at::Tensor lowrank_linear_cuda(const at::Tensor& x, const at::Tensor& v, const a
     p.x_row_stride = x2.stride(0);
     p.out = out.data_ptr();
     p.out_row_stride = s.n;
-    const c10::cuda::CUDAStream stream = c10::cuda::getCurrentCUDAStream();
-    if (path != Path::kCluster && cuda::lowrank_stream_applies(p)) {
-      const at::Tensor ws = kernel_workspace(Path::kStream, x, cuda::lowrank_stream_workspace_bytes(p), stream);
-      check_launch(cuda::lowrank_stream_cuda(p, ws.data_ptr(), stream.stream()));
-      return out.view(s.out_sizes);
-    }
-    const bool cluster_pays = s.m <= kClusterMaxM && s.r * (s.k + s.n) <= kClusterMaxWeightElems;
-    if ((path == Path::kCluster || cluster_pays) && cuda::lowrank_fused_applies(p)) {
-      const at::Tensor ws = kernel_workspace(Path::kCluster, x, cuda::lowrank_fused_workspace_bytes(p), stream);
+    if (cuda::lowrank_fused_applies(p)) {
+      const c10::cuda::CUDAStream stream = c10::cuda::getCurrentCUDAStream();
+      const at::Tensor ws = fused_workspace(x, cuda::lowrank_fused_workspace_bytes(p), stream);
       check_launch(cuda::lowrank_fused_cuda(p, ws.data_ptr(), stream.stream()));
       return out.view(s.out_sizes);
     }

@@ -38,22 +38,4 @@ size_t lowrank_fused_workspace_bytes(const LowRankParams& p);
 // to read with cudaGetLastError.
 Status lowrank_fused_cuda(const LowRankParams& p, void* workspace, cudaStream_t stream);
 
-// The streamed kernel (lowrank_stream.cu, sm_90): every block asks the copy
-// engine for its rows of V and U at entry, and the grid meets once on the
-// [M, r] intermediate. It applies to fp16/bf16, 1 <= m <= kLowRankStreamMaxM,
-// any n >= 1, k and r multiples of 16, x_row_stride a multiple of 8 elements,
-// x, V and U 16-byte aligned, on a device with bulk copies (sm_90+), where
-// m rows of x (m * (2k + 16) bytes) leave room for two 32 KiB stages in one
-// block's shared memory (k = 4096: m <= 16; k = 8192: m <= 8). Outside that
-// lowrank_stream_cuda returns kUnsupported.
-constexpr int kLowRankStreamMaxM = 16;
-bool lowrank_stream_applies(const LowRankParams& p);
-
-// Bytes of workspace for p: two counters and t [m, r] in fp32. Same contract
-// as the fused kernel's: 16-byte aligned, zero before first use, left zero
-// by every launch that completes (t need not be zero), one per stream.
-size_t lowrank_stream_workspace_bytes(const LowRankParams& p);
-
-Status lowrank_stream_cuda(const LowRankParams& p, void* workspace, cudaStream_t stream);
-
 }  // namespace slimops::cuda
