@@ -37,24 +37,12 @@ using TileL = Tile<2, 2, 4, 8, 64, 4, 1>;   // M > 64: 128 W rows x 128 tokens, 
 using TileS4 = Tile<4, 1, 2, 2, 256, 4, 2>;
 
 constexpr int kMaxSplits = 16;
+static_assert(kMaxSplits <= split_k::kMaxArrivals, "arrivals fit the counter word");
 constexpr int kMinItersPerSplit = 2;
 constexpr int kReduceCostIters = 2;
 constexpr int kMaxDevices = 64;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// A tag for the split-K arrival counters of one launch (sparse24_kernel.cuh):
-// a process-wide sequence number through a bijective mixer (splitmix64), so
-// that leftover workspace contents (small integers, floats, older tags)
-// match it with probability ~2^-56; the low 8 bits count arrivals.
-inline uint64_t next_launch_tag() {
-  static std::atomic<uint64_t> seq{0};
-  uint64_t z = seq.fetch_add(1, std::memory_order_relaxed) + 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return z & ~uint64_t(0xFF);
-}
 
 struct Plan {
   int64_t tiles_w = 0, tiles_t = 0;
@@ -136,7 +124,7 @@ struct Kernel {
       if (workspace == nullptr || (reinterpret_cast<uintptr_t>(workspace) & 15u) != 0) return Status::kInvalidArgument;
       sk.counters = static_cast<uint64_t*>(workspace);
       sk.partials = reinterpret_cast<float4*>(static_cast<uint8_t*>(workspace) + pl.counter_bytes);
-      sk.tag = next_launch_tag();
+      sk.tag = split_k::next_launch_tag();
     }
     const dim3 grid(unsigned(pl.tiles_w), unsigned(pl.tiles_t), unsigned(pl.splits));
     sparse24_kernel<T, kBits, Cfg, kZeros><<<grid, Cfg::kThreads, kSmemBytes, stream>>>(p, sk);

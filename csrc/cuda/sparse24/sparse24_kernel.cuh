@@ -22,10 +22,8 @@
 // Split-K: `splits` blocks share an output tile over disjoint k ranges. Each
 // writes f32 partials to the workspace and counts itself in; the last to
 // arrive sums all partials in split order (deterministic), adds the bias and
-// writes the output. Nothing spins. The arrival counters need no memset (a
-// second launch before every GEMM cost ~2-3 us at small M): a counter word
-// is this launch's 56-bit tag (unique per launch) | arrivals, and a word
-// holding any other tag reads as 0 arrivals.
+// writes the output. Nothing spins. The arrival counters need no memset
+// (tagged per launch, common/split_k_counter.cuh).
 //
 // W (values, metadata, scales, zeros) is read exactly once, so it is loaded
 // with an L2 evict-first policy: see l2_evict_first_policy.
@@ -37,6 +35,7 @@
 #include <cstdint>
 
 #include "../../common/sparse24_params.h"
+#include "../common/split_k_counter.cuh"
 #include "sparse24_primitives.cuh"
 
 namespace slimops::cuda::s24 {
@@ -296,17 +295,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     // reads below, which the second barrier extends to the whole block.
     __syncthreads();
     int* const last = reinterpret_cast<int*>(smem + Cfg::kStages * S::kStageBytes);
-    if (tid == 0) {
-      uint64_t* const ctr = sk.counters + tile;
-      uint64_t seen = load_relaxed(ctr), want;
-      for (;;) {
-        want = (seen & ~uint64_t(0xFF)) == sk.tag ? seen + 1 : sk.tag + 1;
-        const uint64_t got = atomic_cas_acq_rel(ctr, seen, want);
-        if (got == seen) break;
-        seen = got;
-      }
-      *last = int(want & 0xFF) == sk.splits;
-    }
+    if (tid == 0) *last = split_k::arrive(sk.counters + tile, sk.tag, sk.splits);
     __syncthreads();
     if (!*last) return;
 #pragma unroll

@@ -49,20 +49,6 @@ __device__ __forceinline__ void cp_async_4_stream(uint32_t dst, const void* src,
                : "memory");
 }
 
-// Device-scope compare-and-swap with acquire-release (on success): the
-// split-K "last block" handshake.
-__device__ __forceinline__ uint64_t atomic_cas_acq_rel(uint64_t* addr, uint64_t cmp, uint64_t val) {
-  uint64_t old;
-  asm volatile("atom.cas.acq_rel.gpu.b64 %0, [%1], %2, %3;\n" : "=l"(old) : "l"(addr), "l"(cmp), "l"(val) : "memory");
-  return old;
-}
-
-__device__ __forceinline__ uint64_t load_relaxed(const uint64_t* addr) {
-  uint64_t v;
-  asm volatile("ld.relaxed.gpu.global.b64 %0, [%1];\n" : "=l"(v) : "l"(addr) : "memory");
-  return v;
-}
-
 // Per element type: the sparse mma, packed fma, conversions, int4 magic.
 //
 // mma.sp m16n8k32 (A 16 x 32 at 2:4, stored as 16 x 16 kept values): a0..a3
