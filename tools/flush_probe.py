@@ -13,29 +13,13 @@ against bytes read is the fixed cost every row of a table pays.
 
 import argparse
 import os
-import statistics
 
 import torch
 import torch.nn.functional as F
 
 import slimops  # noqa: F401  (registers torch.ops.slimops)
 from slimops.testing import randn_with_outliers
-
-
-def median_us(fn, flush, reps):
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(reps):
-        flush()
-        torch.cuda._sleep(200_000)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3)
-    return statistics.median(times)
+from time_lowrank_cuda import median_us  # the same method, from tools/
 
 
 def main():

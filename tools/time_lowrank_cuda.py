@@ -38,11 +38,12 @@ CASES = [
 
 
 def median_us(fn, flush, reps):
+    """Median event time of fn in us; flush() runs before every call."""
     for _ in range(5):
         fn()
     times = []
     for _ in range(reps):
-        flush.zero_()  # evicts V, U and x from the 50 MB L2
+        flush()  # evicts V, U and x from the 50 MB L2
         torch.cuda._sleep(200_000)  # ~0.1 ms: the host gets ahead of the GPU
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
@@ -76,7 +77,7 @@ def main():
     os.environ["SLIMOPS_CUDA_LOWRANK"] = args.path  # read by the binding per call
     torch.inference_mode().__enter__()
     torch.manual_seed(0)
-    flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+    flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda").zero_
     dt = torch.bfloat16
     print(f"# {torch.cuda.get_device_name()}, torch {torch.__version__}, bf16, median of {args.reps}, L2 flushed, "
           f"path {args.path}")
