@@ -31,7 +31,7 @@ def main():
     sink = torch.empty((), dtype=torch.int64, device="cuda")
     flushes = {
         "zero_ (dirty L2)": lambda: buf.zero_(),
-        "read (clean L2)": lambda: torch.sum(buf.view(torch.int64), out=sink),
+        "read (clean L2)": lambda: torch.sum(buf.view(torch.int64), dim=0, out=sink),
     }
     dt = torch.bfloat16
     reads = {mb: torch.randn(mb << 19, device="cuda", dtype=dt) for mb in (1, 8, 32, 128)}
