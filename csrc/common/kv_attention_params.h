@@ -77,6 +77,10 @@ struct KvAttentionParams {
   bool causal = true;
   DType dtype = DType::kFloat32;  // q, k_new, v_new, out, and the cache unless int8
   bool cache_int8 = false;
+  // KV splits of the CUDA split-KV kernel: 0 lets the launcher choose (the
+  // default); a positive count forces it (clamped to the kernel's range), for
+  // experiments that calibrate the choice. CPU ignores it.
+  int num_splits = 0;
 };
 
 }  // namespace slimops

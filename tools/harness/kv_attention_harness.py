@@ -65,7 +65,7 @@ class Shim:
               bt.stride(0) if bt is not None else 0, c.get("block_size", 0),
               out.stride(0), out.stride(1), out.stride(2),
               q.shape[0], q.shape[1], q.shape[2], c["hkv"], q.shape[3], c["s_max"],
-              int(c["causal"]), 1 if q.dtype == torch.float16 else 2, int(c["int8"])]
+              int(c["causal"]), 1 if q.dtype == torch.float16 else 2, int(c["int8"]), c.get("num_splits", 0)]
         ptrs = [ptr(q), ptr(kc), ptr(c["v_cache"]), ptr(ks), ptr(c.get("v_scale")), ptr(kn), ptr(c.get("v_new")),
                 ptr(c["seqlens"]), ptr(bt), ptr(out)]
         iva = (ctypes.c_int64 * len(iv))(*iv)
@@ -431,6 +431,42 @@ def bench(shim, reps, sdpa=True, flush_mode="write", shapes=None):
     return summary
 
 
+def split_sweep(shim, reps, splits, shapes):
+    """Times the decode shapes with forced KV split counts, for the launcher's cost model."""
+    nsm = torch.cuda.get_device_properties(0).multi_processor_count
+    flush = torch.empty(256 * 1024 * 1024, dtype=torch.uint8, device=DEV)
+    shapes = shapes or [(1, 4096), (1, 32768), (8, 4096), (8, 16384), (32, 8192)]
+    print("| B | L | s_max | cache | " + " | ".join(f"splits {s or 'auto'} (us)" for s in splits) + " |")
+    print("|---" * (4 + len(splits)) + "|")
+    for B, L in shapes:
+        for slack in (0, 16):
+            for int8 in (False, True):
+                c = make_case(B=B, sq=1, hq=32, hkv=8, d=128, dtype=torch.bfloat16, int8=int8, block_size=0,
+                              append=False, causal=True, seqlens=[L] * B, slack=slack)
+                cells = []
+                for s in splits:
+                    c["num_splits"] = s
+                    args, ws, _ = shim.prepare(c, nsm)
+                    for _ in range(3):
+                        shim.run(args)
+                    ts = []
+                    for _ in range(reps):
+                        flush.fill_(1)
+                        torch.cuda._sleep(100_000)
+                        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                        e0.record()
+                        shim.run(args)
+                        e1.record()
+                        torch.cuda.synchronize()
+                        ts.append(e0.elapsed_time(e1) * 1e3)
+                    cells.append(f"{statistics.median(ts):.1f}")
+                    del args, ws
+                print(f"| {B} | {L} | L + {slack} | {'int8' if int8 else 'bf16'} | " + " | ".join(cells) + " |",
+                      flush=True)
+                del c
+                torch.cuda.empty_cache()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib", required=True)
@@ -441,6 +477,8 @@ def main():
     ap.add_argument("--no-sdpa", action="store_true", help="time only our kernel")
     ap.add_argument("--flush", choices=["write", "read"], default="write")
     ap.add_argument("--shapes", default="", help="B:L,B:L,... (default: the five of the design notes)")
+    ap.add_argument("--splits", default="", help="S,S,...: time bf16 and int8 at --shapes with these forced "
+                    "split counts (0: the launcher's choice), nothing else")
     ap.add_argument("--profile", default="", help="B,L,int8,head_major: run that decode case 5 times, nothing else")
     a = ap.parse_args()
     torch.manual_seed(0)
@@ -453,6 +491,10 @@ def main():
         for _ in range(5):
             shim.run(args)
         torch.cuda.synchronize()
+        return
+    if a.splits:
+        shapes = [tuple(int(v) for v in x.split(":")) for x in a.shapes.split(",")] if a.shapes else None
+        split_sweep(shim, a.reps, [int(v) for v in a.splits.split(",")], shapes)
         return
     fails = 0 if a.bench_only else correctness(shim, a.small)
     if not a.no_bench:

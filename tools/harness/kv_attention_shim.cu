@@ -9,7 +9,8 @@
 namespace {
 
 // iv: q_bs q_ss q_hs | cache_bs cache_ss cache_hs | scale_bs scale_ss | new_bs new_ss new_hs |
-//     bt_bs block_size | out_bs out_ss out_hs | b sq hq hkv d s_max | causal dtype(1 f16, 2 bf16) int8
+//     bt_bs block_size | out_bs out_ss out_hs | b sq hq hkv d s_max | causal dtype(1 f16, 2 bf16) int8 |
+//     num_splits (0: the launcher's choice)
 // ptrs: q k_cache v_cache k_scale v_scale k_new v_new cache_seqlens block_table out
 slimops::KvAttentionParams fill(const int64_t* iv, void* const* ptrs, float scale) {
   slimops::KvAttentionParams p;
@@ -30,6 +31,7 @@ slimops::KvAttentionParams fill(const int64_t* iv, void* const* ptrs, float scal
   p.causal = iv[22] != 0;
   p.dtype = iv[23] == 1 ? slimops::DType::kFloat16 : slimops::DType::kBFloat16;
   p.cache_int8 = iv[24] != 0;
+  p.num_splits = int(iv[25]);
   p.softmax_scale = scale;
   return p;
 }

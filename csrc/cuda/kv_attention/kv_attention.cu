@@ -4,10 +4,10 @@
 //
 // Split heuristic. The device holds the real lengths, so the host sizes the
 // grid for the capacity (s_max, or max_blocks * block_size when paged): with
-// T tiles of 64 keys and G = b * hkv * m_tiles independent blocks, a split
-// count s costs ceil(G s / slots) waves of ceil(T / s) tiles each (int8 tiles
-// hold 128 keys: the same bytes), slots being
-// the blocks the GPU holds at once (2 per SM). The cheapest s wins, the
+// T tiles (64 keys; int8 tiles 128: the same bytes)
+// and G = b * hkv * m_tiles independent blocks, a split count s costs
+// ceil(G s / slots) waves of ceil(T / s) + kSplitOverheadTiles tiles each,
+// slots being kSlotsPerSm blocks per SM (below). The cheapest s wins, the
 // smallest on ties, so a grid that already fills the GPU runs unsplit and
 // writes its output directly (no workspace, no combine launch). On the device
 // each sequence divides its real length over the s splits, so shorter
@@ -27,7 +27,17 @@ using kv_attn::KernelArgs;
 using kv_attn::kThreads;
 using kv_attn::kTileN;
 
-constexpr int kBlocksPerSm = 2;  // the main kernel's __launch_bounds__ minimum
+// What a block costs beyond its tiles (the query load and the first tile's
+// latency, which nothing hides, the epilogue, its share of the combine), in
+// tiles. Without it the model saw 65 one-tile splits of a 65-tile cache as
+// cheaper than 4 splits of 17 tiles, and such grids ran 2x slower: that was
+// the "placement effect" of s_max = L against L + 16 (NOTES, session 7).
+constexpr int64_t kSplitOverheadTiles = 2;
+// Blocks per SM the cost model counts as running at once. The kernel fits
+// two per SM (its __launch_bounds__), yet a sweep of forced split counts
+// (NOTES, session 7) was best fitted by one: a second block on an SM shares
+// its bandwidth rather than adding to it, and costs its own overhead.
+constexpr int64_t kSlotsPerSm = 1;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -37,13 +47,14 @@ int tile_keys(const KvAttentionParams& p) { return p.cache_int8 ? kv_attn::Cfg<1
 
 int choose_splits(const KvAttentionParams& p, int num_sms) {
   const int64_t tiles = ceil_div(p.s_max, tile_keys(p));
+  const int64_t max_s = tiles < kv_attn::kMaxSplits ? tiles : kv_attn::kMaxSplits;
+  if (p.num_splits > 0) return int(p.num_splits < max_s ? p.num_splits : (max_s > 0 ? max_s : 1));
   const int64_t blocks = p.b * p.hkv * m_tiles_of(p);
-  const int64_t slots = int64_t(num_sms > 0 ? num_sms : 1) * kBlocksPerSm;
+  const int64_t slots = int64_t(num_sms > 0 ? num_sms : 1) * kSlotsPerSm;
   int best = 1;
   int64_t best_cost = INT64_MAX;
-  const int64_t max_s = tiles < kv_attn::kMaxSplits ? tiles : kv_attn::kMaxSplits;
   for (int64_t s = 1; s <= max_s; ++s) {
-    const int64_t cost = ceil_div(blocks * s, slots) * ceil_div(tiles, s);
+    const int64_t cost = ceil_div(blocks * s, slots) * (ceil_div(tiles, s) + kSplitOverheadTiles);
     if (cost < best_cost) {
       best_cost = cost;
       best = int(s);
@@ -61,7 +72,7 @@ Status launch_main(const KernelArgs& a, cudaStream_t stream) {
   using C = kv_attn::Cfg<kD, kInt8>;
   auto kernel = kv_attn::kv_attention_kernel<T, kD, kInt8, kPaged>;
   // Opting in to > 48 KB of shared memory is a per-function attribute; once per instance.
-  // The carveout too: kBlocksPerSm blocks of C::kSmemBytes need most of the SM's 228 KB.
+  // The carveout too: two blocks of C::kSmemBytes need most of the SM's 228 KB.
   static const bool opted_in =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes) == cudaSuccess &&
       cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100) == cudaSuccess;
@@ -72,9 +83,20 @@ Status launch_main(const KernelArgs& a, cudaStream_t stream) {
   if (cudaPeekAtLastError() != cudaSuccess) return Status::kCudaError;
   if (a.splits > 1) {
     const int64_t rows = a.p.b * a.p.hkv * a.rows;
-    kv_attn::kv_attention_combine<T, kD>
-        <<<unsigned(ceil_div(rows, kv_attn::kWarps)), kThreads, 0, stream>>>(a);
-    if (cudaPeekAtLastError() != cudaSuccess) return Status::kCudaError;
+    // Programmatic dependent launch (sm_90+): the combine grid is set up
+    // while the main grid drains, and waits for it on the device
+    // (griddepcontrol.wait) instead of behind a full kernel boundary; at
+    // short contexts that boundary is a large share of the call.
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(unsigned(ceil_div(rows, kv_attn::kWarps)));
+    cfg.blockDim = dim3(kThreads);
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = a.pdl ? 1 : 0;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    if (cudaLaunchKernelEx(&cfg, kv_attn::kv_attention_combine<T, kD>, a) != cudaSuccess) return Status::kCudaError;
   }
   return Status::kOk;
 }
@@ -111,9 +133,18 @@ bool supported(const KvAttentionParams& p) {
   return cache_ok && other_ok && new_ok && ptr_ok && int8_ok && paged_ok && (p.k_new == nullptr) == (p.v_new == nullptr);
 }
 
+// Whether the current device takes programmatic dependent launches (sm_90+).
+bool device_has_pdl() {
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
+  return major >= 9;
+}
+
 KernelArgs make_args(const KvAttentionParams& p, void* workspace, int num_sms) {
   KernelArgs a;
   a.p = p;
+  a.pdl = device_has_pdl();
   a.splits = choose_splits(p, num_sms);
   a.m_tiles = m_tiles_of(p);
   a.group = int(p.hq / p.hkv);

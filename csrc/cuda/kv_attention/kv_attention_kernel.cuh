@@ -62,6 +62,7 @@ struct KernelArgs {
   int group;      // hq / hkv
   float* ws_out;  // [b, hkv, splits, rows, d] fp32, when splits > 1
   float* ws_lse;  // [b, hkv, splits, rows], log2 domain
+  bool pdl;       // the combine kernel is a programmatic dependent launch
 };
 
 template <int kD, bool kInt8>
@@ -580,6 +581,11 @@ __global__ void __launch_bounds__(kThreads, 2) kv_attention_kernel(const KernelA
 
   // ---- Merge the warps' states; the pipeline is drained and becomes out_s.
   mma::cp_async_wait<0>();
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Lets the combine grid (a programmatic dependent launch) be scheduled
+  // while the blocks finish; it still waits for this grid's writes.
+  if (a.pdl) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     l_run[r] += __shfl_xor_sync(0xffffffffu, l_run[r], 1);
@@ -657,6 +663,11 @@ __global__ void __launch_bounds__(kThreads, 2) kv_attention_kernel(const KernelA
 template <typename T, int kD>
 __global__ void __launch_bounds__(kThreads) kv_attention_combine(const KernelArgs a) {
   __shared__ float weights[kWarps][kMaxSplits];
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Launched programmatically (see the launcher): the main grid's partial
+  // outputs are complete and visible only after this wait.
+  if (a.pdl) asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
   const KvAttentionParams& p = a.p;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t grow = int64_t(blockIdx.x) * kWarps + warp;  // (b * hkv + kvh) * rows + R
