@@ -439,32 +439,32 @@ def split_sweep(shim, reps, splits, shapes):
     print("| B | L | s_max | cache | " + " | ".join(f"splits {s or 'auto'} (us)" for s in splits) + " |")
     print("|---" * (4 + len(splits)) + "|")
     for B, L in shapes:
-        for slack in (0, 16):
-            for int8 in (False, True):
-                c = make_case(B=B, sq=1, hq=32, hkv=8, d=128, dtype=torch.bfloat16, int8=int8, block_size=0,
-                              append=False, causal=True, seqlens=[L] * B, slack=slack)
-                cells = []
-                for s in splits:
-                    c["num_splits"] = s
-                    args, ws, _ = shim.prepare(c, nsm)
-                    for _ in range(3):
-                        shim.run(args)
-                    ts = []
-                    for _ in range(reps):
-                        flush.fill_(1)
-                        torch.cuda._sleep(100_000)
-                        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                        e0.record()
-                        shim.run(args)
-                        e1.record()
-                        torch.cuda.synchronize()
-                        ts.append(e0.elapsed_time(e1) * 1e3)
-                    cells.append(f"{statistics.median(ts):.1f}")
-                    del args, ws
-                print(f"| {B} | {L} | L + {slack} | {'int8' if int8 else 'bf16'} | " + " | ".join(cells) + " |",
-                      flush=True)
-                del c
-                torch.cuda.empty_cache()
+        for slack, int8, block_size in ((0, False, 0), (16, False, 0), (16, True, 0), (16, False, 16)):
+            c = make_case(B=B, sq=1, hq=32, hkv=8, d=128, dtype=torch.bfloat16, int8=int8, block_size=block_size,
+                          append=False, causal=True, seqlens=[L] * B, slack=slack)
+            cells = []
+            for s in splits:
+                c["num_splits"] = s
+                args, ws, _ = shim.prepare(c, nsm)
+                for _ in range(3):
+                    shim.run(args)
+                ts = []
+                for _ in range(reps):
+                    flush.fill_(1)
+                    torch.cuda._sleep(100_000)
+                    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    e0.record()
+                    shim.run(args)
+                    e1.record()
+                    torch.cuda.synchronize()
+                    ts.append(e0.elapsed_time(e1) * 1e3)
+                cells.append(f"{statistics.median(ts):.1f}")
+                del args, ws
+            cache = ("int8" if int8 else "bf16") + (f" paged-{block_size}" if block_size else "")
+            print(f"| {B} | {L} | L + {slack} | {cache} | " + " | ".join(cells) + " |",
+                  flush=True)
+            del c
+            torch.cuda.empty_cache()
 
 
 def main():
