@@ -19,6 +19,11 @@ for step in $steps; do
       python3 -m pytest -q -p no:cacheprovider tests -k "cuda or opcheck" > "$OUT/pytest_cuda.log" 2>&1
       tail -3 "$OUT/pytest_cuda.log"
       grep -E "^(FAILED|ERROR)" "$OUT/pytest_cuda.log" | head -20 ;;
+    test-all)
+      # The whole suite (CPU tests too), as CI runs it but with the GPU present.
+      python3 -m pytest -q -p no:cacheprovider tests > "$OUT/pytest_all.log" 2>&1
+      tail -3 "$OUT/pytest_all.log"
+      grep -E "^(FAILED|ERROR)" "$OUT/pytest_all.log" | head -20 ;;
     sanitize)
       # A subset: memcheck runs kernels 10-100x slower.
       timeout "${SANITIZE_TIMEOUT:-170}" compute-sanitizer --tool memcheck --error-exitcode 1 python3 -m pytest -q \
