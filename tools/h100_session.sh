@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device-tool session on the GPU box, in one call (device time is
 # scarce): build, CUDA tests, compute-sanitizer, benchmarks. Logs and tables
-# go under $OUT. Usage: bash tools/h100_session.sh [build] [test] [sanitize] [sanitize-new] [bench]
+# go under $OUT. Usage: bash tools/h100_session.sh [build] [test] [test-all] [sanitize] [sanitize-new] [bench]
 # [bench-attn] [bench-sparse] [bench-paths] [e2e] [lr-corr] [lowrank] [flush-probe] [compress-gpu]
 set -uo pipefail
 cd "$(dirname "$0")/.."
