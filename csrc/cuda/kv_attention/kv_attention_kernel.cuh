@@ -10,8 +10,8 @@
 //
 // Pipeline. Tiles of K and V (64 keys; int8: 128 keys, the same bytes) stream
 // into shared memory with cp.async, kStages deep; each of the 4 warps takes
-// 16 keys of every 64-key sub-tile with its own
-// online-softmax state (m, l, O), and the warps are merged once at the end.
+// a quarter of every stage's keys (16; int8: 32) with its own online-softmax
+// state (m, l, O), and the warps are merged once at the end.
 //
 // Tensor cores without ldmatrix. Both matmuls use mma.sync m16n8k16 with the
 // query rows as A. Since a dot product does not care about the order of its
@@ -71,7 +71,10 @@ struct Cfg {
   // Stages are sized in bytes: an int8 stage holds 128 keys (two 64-key
   // sub-tiles), as many bytes as a 64-key 16-bit stage.
   static constexpr int kTileN = kInt8 ? 2 * kv_attn::kTileN : kv_attn::kTileN;
-  static constexpr int kSubTiles = kTileN / kv_attn::kTileN;
+  // Keys each warp takes from a stage, in one pass: 16 (bf16/fp16) or 32
+  // (int8, whose stages hold twice the keys; one softmax update and four
+  // independent S chains per 32 keys, where two 16-key passes were latency-bound).
+  static constexpr int kKeysPerWarp = kTileN / kWarps;
   static constexpr int kRowBytes = kD * kElemBytes;
   static constexpr int kChunks = kRowBytes / 16;  // 16-byte chunks per key row
   static constexpr int kElemsPerChunk = 16 / kElemBytes;
@@ -432,18 +435,21 @@ __global__ void __launch_bounds__(kThreads, 2) kv_attention_kernel(const KernelA
     const float* kscale = reinterpret_cast<const float*>(pipe + stage * C::kStageBytes + 2 * C::kTileBytes);
     const int t0 = n_begin + tile_at(t) * TN;
 
-    // Each warp takes 16 keys of every 64-key sub-tile.
-#pragma unroll 1
-    for (int st = 0; st < C::kSubTiles; ++st) {
-      const int kb = st * kTileN + warp * 16;
-      // S = Q K^T over this warp's 16 keys.
-      float sc[2][4];
+    // Each warp takes kKeysPerWarp consecutive keys of the stage in one
+    // pass: S for all of them (kNT independent mma chains), one softmax
+    // update, then P V in kKeysPerWarp / 16 k-steps.
+    constexpr int kNT = C::kKeysPerWarp / 8;
+    const int kb = warp * C::kKeysPerWarp;
+    {
+      // S = Q K^T over this warp's keys.
+      float sc[kNT][4];
 #pragma unroll
-      for (int nt = 0; nt < 2; ++nt) {
-        sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
-        const int row = kb + nt * 8 + g;
+      for (int nt = 0; nt < kNT; ++nt) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
 #pragma unroll
-        for (int qi = 0; qi < C::kChunks / 4; ++qi) {
+      for (int qi = 0; qi < C::kChunks / 4; ++qi) {
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt) {
+          const int row = kb + nt * 8 + g;
           const uint4 kv = lds128(ks + row * C::kRowBytes + swizzle<C::kChunks>(row, 4 * qi + c) * 16);
           const uint32_t w[4] = {kv.x, kv.y, kv.z, kv.w};
 #pragma unroll
@@ -465,7 +471,7 @@ __global__ void __launch_bounds__(kThreads, 2) kv_attention_kernel(const KernelA
       // Online softmax (log2 domain); masked keys -> -inf.
       float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-      for (int nt = 0; nt < 2; ++nt) {
+      for (int nt = 0; nt < kNT; ++nt) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const int key = kb + nt * 8 + 2 * c + e;
@@ -491,9 +497,9 @@ __global__ void __launch_bounds__(kThreads, 2) kv_attention_kernel(const KernelA
         m_run[r] = m_new;
         l_run[r] *= factor[r];
       }
-      float pr[2][4];
+      float pr[kNT][4];
 #pragma unroll
-      for (int nt = 0; nt < 2; ++nt) {
+      for (int nt = 0; nt < kNT; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           pr[nt][e] = fast_exp2(sc[nt][e] - m_use[e / 2]);
@@ -514,62 +520,68 @@ __global__ void __launch_bounds__(kThreads, 2) kv_attention_kernel(const KernelA
         o[j][2] *= factor[1];
         o[j][3] *= factor[1];
       }
-      const uint32_t pa[4] = {PM::pack(pr[0][0], pr[0][1]), PM::pack(pr[0][2], pr[0][3]), PM::pack(pr[1][0], pr[1][1]),
-                              PM::pack(pr[1][2], pr[1][3])};
 
-      // O += P V: this lane supplies keys {2c, 2c+1, 2c+8, 2c+9} at d in [g kD/8, (g+1) kD/8).
-      const int kr[4] = {kb + 2 * c, kb + 2 * c + 1, kb + 2 * c + 8, kb + 2 * c + 9};
-      if constexpr (!kInt8) {
-        constexpr int kWords = kD / 16;  // 32-bit words of d per lane per key
-        uint32_t vw[4][kWords];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
+      for (int ks16 = 0; ks16 < kNT / 2; ++ks16) {
+        const uint32_t pa[4] = {PM::pack(pr[2 * ks16][0], pr[2 * ks16][1]), PM::pack(pr[2 * ks16][2], pr[2 * ks16][3]),
+                                PM::pack(pr[2 * ks16 + 1][0], pr[2 * ks16 + 1][1]),
+                                PM::pack(pr[2 * ks16 + 1][2], pr[2 * ks16 + 1][3])};
+        // O += P V: this lane supplies keys {2c, 2c+1, 2c+8, 2c+9} of the
+        // k-step at d in [g kD/8, (g+1) kD/8).
+        const int k0 = kb + 16 * ks16;
+        const int kr[4] = {k0 + 2 * c, k0 + 2 * c + 1, k0 + 2 * c + 8, k0 + 2 * c + 9};
+        if constexpr (!kInt8) {
+          constexpr int kWords = kD / 16;  // 32-bit words of d per lane per key
+          uint32_t vw[4][kWords];
 #pragma unroll
-          for (int h = 0; h < kWords / 4; ++h) {
-            const int ch = g * (kWords / 4) + h;
-            const uint4 v = lds128(vs + kr[i] * C::kRowBytes + swizzle<C::kChunks>(kr[i], ch) * 16);
-            vw[i][4 * h] = v.x;
-            vw[i][4 * h + 1] = v.y;
-            vw[i][4 * h + 2] = v.z;
-            vw[i][4 * h + 3] = v.w;
+          for (int i = 0; i < 4; ++i) {
+#pragma unroll
+            for (int h = 0; h < kWords / 4; ++h) {
+              const int ch = g * (kWords / 4) + h;
+              const uint4 v = lds128(vs + kr[i] * C::kRowBytes + swizzle<C::kChunks>(kr[i], ch) * 16);
+              vw[i][4 * h] = v.x;
+              vw[i][4 * h + 1] = v.y;
+              vw[i][4 * h + 2] = v.z;
+              vw[i][4 * h + 3] = v.w;
+            }
           }
-        }
 #pragma unroll
-        for (int j = 0; j < kD / 8; ++j) {
-          const uint32_t sel = (j & 1) ? 0x7632 : 0x5410;
-          PM::mma(o[j], pa, prmt(vw[0][j / 2], vw[1][j / 2], sel), prmt(vw[2][j / 2], vw[3][j / 2], sel));
-        }
-      } else {
-        constexpr int kWords = kD / 32;  // 32-bit words (4 int8) of d per lane per key
-        uint32_t vw[4][kWords];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          if constexpr (kWords == 4) {
-            const uint4 v = lds128(vs + kr[i] * C::kRowBytes + swizzle<C::kChunks>(kr[i], g) * 16);
-            vw[i][0] = v.x;
-            vw[i][1] = v.y;
-            vw[i][2] = v.z;
-            vw[i][3] = v.w;
-          } else {
-            const uint2 v =
-                lds64(vs + kr[i] * C::kRowBytes + swizzle<C::kChunks>(kr[i], g >> 1) * 16 + (g & 1) * 8);
-            vw[i][0] = v.x;
-            vw[i][1] = v.y;
+          for (int j = 0; j < kD / 8; ++j) {
+            const uint32_t sel = (j & 1) ? 0x7632 : 0x5410;
+            PM::mma(o[j], pa, prmt(vw[0][j / 2], vw[1][j / 2], sel), prmt(vw[2][j / 2], vw[3][j / 2], sel));
           }
-        }
+        } else {
+          constexpr int kWords = kD / 32;  // 32-bit words (4 int8) of d per lane per key
+          uint32_t vw[4][kWords];
 #pragma unroll
-        for (int w = 0; w < kWords; ++w) {
-          uint32_t lo[2], hi[2];
-#pragma unroll
-          for (int pp = 0; pp < 2; ++pp) {
-            const uint32_t x = vw[2 * pp][w] ^ 0x80808080u, y = vw[2 * pp + 1][w] ^ 0x80808080u;
-            lo[pp] = prmt(x, y, 0x5140);  // bytes 0, 1 of the two keys, interleaved
-            hi[pp] = prmt(x, y, 0x7362);  // bytes 2, 3
+          for (int i = 0; i < 4; ++i) {
+            if constexpr (kWords == 4) {
+              const uint4 v = lds128(vs + kr[i] * C::kRowBytes + swizzle<C::kChunks>(kr[i], g) * 16);
+              vw[i][0] = v.x;
+              vw[i][1] = v.y;
+              vw[i][2] = v.z;
+              vw[i][3] = v.w;
+            } else {
+              const uint2 v =
+                  lds64(vs + kr[i] * C::kRowBytes + swizzle<C::kChunks>(kr[i], g >> 1) * 16 + (g & 1) * 8);
+              vw[i][0] = v.x;
+              vw[i][1] = v.y;
+            }
           }
-          PM::mma(o[4 * w + 0], pa, biased_bytes_to_half2(lo[0], 0x5140), biased_bytes_to_half2(lo[1], 0x5140));
-          PM::mma(o[4 * w + 1], pa, biased_bytes_to_half2(lo[0], 0x7362), biased_bytes_to_half2(lo[1], 0x7362));
-          PM::mma(o[4 * w + 2], pa, biased_bytes_to_half2(hi[0], 0x5140), biased_bytes_to_half2(hi[1], 0x5140));
-          PM::mma(o[4 * w + 3], pa, biased_bytes_to_half2(hi[0], 0x7362), biased_bytes_to_half2(hi[1], 0x7362));
+#pragma unroll
+          for (int w = 0; w < kWords; ++w) {
+            uint32_t lo[2], hi[2];
+#pragma unroll
+            for (int pp = 0; pp < 2; ++pp) {
+              const uint32_t x = vw[2 * pp][w] ^ 0x80808080u, y = vw[2 * pp + 1][w] ^ 0x80808080u;
+              lo[pp] = prmt(x, y, 0x5140);  // bytes 0, 1 of the two keys, interleaved
+              hi[pp] = prmt(x, y, 0x7362);  // bytes 2, 3
+            }
+            PM::mma(o[4 * w + 0], pa, biased_bytes_to_half2(lo[0], 0x5140), biased_bytes_to_half2(lo[1], 0x5140));
+            PM::mma(o[4 * w + 1], pa, biased_bytes_to_half2(lo[0], 0x7362), biased_bytes_to_half2(lo[1], 0x7362));
+            PM::mma(o[4 * w + 2], pa, biased_bytes_to_half2(hi[0], 0x5140), biased_bytes_to_half2(hi[1], 0x5140));
+            PM::mma(o[4 * w + 3], pa, biased_bytes_to_half2(hi[0], 0x7362), biased_bytes_to_half2(hi[1], 0x7362));
+          }
         }
       }
     }
