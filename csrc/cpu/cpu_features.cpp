@@ -1,5 +1,6 @@
 #include "cpu_features.h"
 
+#include "kv_attention_cpu.h"
 #include "wo_gemm_cpu.h"
 
 #include <atomic>
@@ -71,6 +72,19 @@ bool cpu_supports(CpuIsa isa) {
 #endif
   }
   return false;
+}
+
+bool cpu_has_avx512_bf16() {
+#if defined(__x86_64__) || defined(_M_X64)
+  // CPUID.(EAX=7,ECX=1):EAX bit 5; the zmm state check is kAvx512Vnni's.
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!avx512bf16_kernels_built() || !cpu_supports(CpuIsa::kAvx512Vnni) ||
+      !__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx))
+    return false;
+  return (eax >> 5) & 1u;
+#else
+  return false;
+#endif
 }
 
 CpuIsa best_cpu_isa() {

@@ -18,6 +18,9 @@ bool parse_cpu_isa(const char* name, CpuIsa* out);
 
 // Whether this CPU and OS can run the ISA (cpuid + OS register-state check).
 bool cpu_supports(CpuIsa isa);
+// AVX-512 BF16 (vdpbf16ps) on top of kAvx512Vnni, and kernels built for it:
+// a feature some kernels add within the AVX-512 tier, not an ISA of its own.
+bool cpu_has_avx512_bf16();
 // The fastest ISA this CPU supports.
 CpuIsa best_cpu_isa();
 

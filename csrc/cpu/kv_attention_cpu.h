@@ -65,6 +65,12 @@ Status kv_attend_avx2(const KvAttentionParams& p, int64_t b, int64_t j0, int64_t
 // The same 16 wide (call only when cpu_supports(kAvx512Vnni)); needs d % 16 == 0.
 Status kv_attend_avx512(const KvAttentionParams& p, int64_t b, int64_t j0, int64_t j1, float* scratch, KvPartial out);
 
+// The same for bf16 caches (not int8) with vdpbf16ps, K and V rows used as
+// stored; needs d % 32 == 0 and cpu_has_avx512_bf16(), else kUnsupported.
+Status kv_attend_avx512bf16(const KvAttentionParams& p, int64_t b, int64_t j0, int64_t j1, float* scratch,
+                            KvPartial out);
+bool avx512bf16_kernels_built();
+
 // The output of sequence b from its nsplit partials.
 Status kv_combine_cpu(const KvAttentionParams& p, int64_t b, const KvPartial* parts, int64_t nsplit);
 

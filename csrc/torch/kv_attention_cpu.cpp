@@ -92,13 +92,18 @@ at::Tensor kv_attention_cpu(const at::Tensor& q, at::Tensor& k_cache, at::Tensor
   const cpu::CpuIsa isa = cpu::selected_cpu_isa();
   const bool avx512 = isa >= cpu::CpuIsa::kAvx512Vnni && p.d % 16 == 0;
   const bool avx2 = isa >= cpu::CpuIsa::kAvx2 && p.d % 8 == 0;
+  // The automatic choice adds vdpbf16ps for bf16 caches where the CPU has
+  // it; a forced ISA keeps to its own kernels (so tests reach both).
+  const bool bf16_dot = avx512 && !cpu::cpu_isa_forced() && cpu::cpu_has_avx512_bf16() &&
+                        p.dtype == DType::kBFloat16 && !p.cache_int8 && p.d % 32 == 0;
   at::parallel_for(0, p.b * nsplit, 1, [&](int64_t t0, int64_t t1) {
     std::vector<float> scratch(static_cast<size_t>(cpu::kv_scratch_floats(p)));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / nsplit, split = t % nsplit;
       const int64_t j0 = split * keys_per_split;
       const int64_t j1 = std::max(j0, std::min(j0 + keys_per_split, cpu::kv_total_keys(p, b)));
-      const Status st = avx512 ? cpu::kv_attend_avx512(p, b, j0, j1, scratch.data(), partial(t))
+      const Status st = bf16_dot ? cpu::kv_attend_avx512bf16(p, b, j0, j1, scratch.data(), partial(t))
+                        : avx512 ? cpu::kv_attend_avx512(p, b, j0, j1, scratch.data(), partial(t))
                         : avx2   ? cpu::kv_attend_avx2(p, b, j0, j1, scratch.data(), partial(t))
                                  : cpu::kv_attend_scalar(p, b, j0, j1, scratch.data(), partial(t));
       if (st != Status::kOk) status.store(static_cast<int>(st));
