@@ -8,12 +8,11 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 
 #include "avx2_helpers.h"
+#include "avx512_helpers.h"
 #include "kv_attention_kernel.h"
 
 namespace slimops::cpu {
 namespace {
-
-using avx2::hsum8_f32x8;
 
 struct Avx512Ops {
   static void prefetch(const void* ptr, int64_t bytes) {
@@ -51,12 +50,8 @@ struct Avx512Ops {
         acc[2 * r + 1] = _mm512_fmadd_ps(qv, x1, acc[2 * r + 1]);
       }
     }
-    __m256 half[8];
-    for (int a = 0; a < 8; ++a)
-      half[a] = _mm256_add_ps(_mm512_castps512_ps256(acc[a]),
-                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[a]), 1)));
     alignas(32) float sums[8];
-    _mm256_store_ps(sums, hsum8_f32x8(half));
+    avx512::hsum8_f32x16(acc, sums);
     for (int r = 0; r < R; ++r) {
       for (int64_t u = 0; u < nk; ++u) out[r * out_stride + u] = sums[2 * r + u];
     }

@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "avx2_helpers.h"
+#include "avx512_helpers.h"
 #include "kv_attention_kernel.h"
 
 namespace slimops::cpu {
@@ -27,11 +28,13 @@ bool avx512bf16_kernels_built() { return true; }
 
 namespace {
 
-using avx2::hsum8_f32x8;
 
-constexpr int64_t kBf16Prefetch = 8;
+// Positions prefetched ahead: the float path's bytes ahead (its rows are twice as long).
+constexpr int64_t kBf16Prefetch = 2 * kv_detail::kPrefetchPositions;
 
-// What softmax_tile and the prefetch helper need.
+inline __m512bh load_bh(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
+
+// What softmax_tile, dot_rows2 and the prefetch helper need.
 struct Bf16Ops {
   static void prefetch(const void* ptr, int64_t bytes) {
     const char* c = static_cast<const char*>(ptr);
@@ -44,47 +47,29 @@ struct Bf16Ops {
     const __m512 av = _mm512_set1_ps(a);
     for (int64_t c = 0; c < d; c += 16) _mm512_storeu_ps(y + c, _mm512_mul_ps(_mm512_loadu_ps(y + c), av));
   }
-};
-
-inline __m512bh load_bh(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
-
-// out[r * out_stride + u] = q_r . k_u (float32 sums of exact bf16 products)
-// for R <= 4 query rows and keys u < nk (k1 valid memory even when nk = 1).
-template <int R>
-void dot_rows_bf16(const uint16_t* q, int64_t d, const uint16_t* k0, const uint16_t* k1, float* out,
-                   int64_t out_stride, int64_t nk) {
-  __m512 acc[8];
-  for (int a = 0; a < 8; ++a) acc[a] = _mm512_setzero_ps();
-  for (int64_t c = 0; c < d; c += 32) {
-    const __m512bh x0 = load_bh(k0 + c), x1 = load_bh(k1 + c);
+  // out[r * out_stride + u] = q_r . k_u (float32 sums of exact bf16
+  // products) for R <= 4 query rows and keys u < nk (k1 valid memory even
+  // when nk = 1).
+  template <int R>
+  static void dot_rows(const uint16_t* q, int64_t d, const uint16_t* k0, const uint16_t* k1, float* out,
+                       int64_t out_stride, int64_t nk) {
+    __m512 acc[8];
+    for (int a = 0; a < 8; ++a) acc[a] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; c += 32) {
+      const __m512bh x0 = load_bh(k0 + c), x1 = load_bh(k1 + c);
+      for (int r = 0; r < R; ++r) {
+        const __m512bh qv = load_bh(q + r * d + c);
+        acc[2 * r] = _mm512_dpbf16_ps(acc[2 * r], qv, x0);
+        acc[2 * r + 1] = _mm512_dpbf16_ps(acc[2 * r + 1], qv, x1);
+      }
+    }
+    alignas(32) float sums[8];
+    avx512::hsum8_f32x16(acc, sums);
     for (int r = 0; r < R; ++r) {
-      const __m512bh qv = load_bh(q + r * d + c);
-      acc[2 * r] = _mm512_dpbf16_ps(acc[2 * r], qv, x0);
-      acc[2 * r + 1] = _mm512_dpbf16_ps(acc[2 * r + 1], qv, x1);
+      for (int64_t u = 0; u < nk; ++u) out[r * out_stride + u] = sums[2 * r + u];
     }
   }
-  __m256 half[8];
-  for (int a = 0; a < 8; ++a)
-    half[a] = _mm256_add_ps(_mm512_castps512_ps256(acc[a]),
-                            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[a]), 1)));
-  alignas(32) float sums[8];
-  _mm256_store_ps(sums, hsum8_f32x8(half));
-  for (int r = 0; r < R; ++r) {
-    for (int64_t u = 0; u < nk; ++u) out[r * out_stride + u] = sums[2 * r + u];
-  }
-}
-
-void dot_rows_any(const uint16_t* q, int64_t rows, int64_t d, const uint16_t* k0, const uint16_t* k1, float* out,
-                  int64_t out_stride, int64_t nk) {
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) dot_rows_bf16<4>(q + r * d, d, k0, k1, out + r * out_stride, out_stride, nk);
-  switch (rows - r) {
-    case 3: dot_rows_bf16<3>(q + r * d, d, k0, k1, out + r * out_stride, out_stride, nk); break;
-    case 2: dot_rows_bf16<2>(q + r * d, d, k0, k1, out + r * out_stride, out_stride, nk); break;
-    case 1: dot_rows_bf16<1>(q + r * d, d, k0, k1, out + r * out_stride, out_stride, nk); break;
-    default: break;
-  }
-}
+};
 
 // Rounds each row's weights w[0 .. n) of a scores tile to bf16 (nearest
 // even), in place: row r's bf16 weights take the first half of its float
@@ -183,15 +168,12 @@ Status kv_attend_avx512bf16(const KvAttentionParams& p, int64_t b, int64_t j0, i
     const int64_t n = std::min(kKvTileKeys, j1 - t0);
     for (int64_t j = 0; j < n; j += 2) {
       const int64_t nk = std::min<int64_t>(2, n - j);
-      for (int64_t u = 0; u < nk; ++u) {
-        if (t0 + j + u + kBf16Prefetch < j1)
-          prefetch_position<Bf16Ops>(p, p.k_cache, b, t0 + j + u + kBf16Prefetch, pos_bytes);
-      }
+      prefetch_ahead<Bf16Ops>(p, p.k_cache, b, t0 + j, nk, j1, pos_bytes, kBf16Prefetch);
       for (int64_t h = 0; h < p.hkv; ++h) {
         const uint16_t* k0 = kc + cache_row_offset(p, b, t0 + j, h);
         const uint16_t* k1 = nk > 1 ? kc + cache_row_offset(p, b, t0 + j + 1, h) : k0;
-        dot_rows_any(qb + h * head_rows * d, head_rows, d, k0, k1, scores + h * head_rows * kKvTileKeys + j,
-                     kKvTileKeys, nk);
+        dot_rows2<Bf16Ops>(qb + h * head_rows * d, head_rows, d, k0, k1, scores + h * head_rows * kKvTileKeys + j,
+                           kKvTileKeys, nk);
       }
     }
     for (int64_t r = 0; r < rows; ++r) {
@@ -203,10 +185,7 @@ Status kv_attend_avx512bf16(const KvAttentionParams& p, int64_t b, int64_t j0, i
     const uint16_t* wb = reinterpret_cast<const uint16_t*>(scores);  // row stride 2 * kKvTileKeys
     for (int64_t j = 0; j < n; j += 4) {
       const int64_t nv = std::min<int64_t>(4, n - j);
-      for (int64_t u = 0; u < nv; ++u) {
-        if (t0 + j + u + kBf16Prefetch < j1)
-          prefetch_position<Bf16Ops>(p, p.v_cache, b, t0 + j + u + kBf16Prefetch, pos_bytes);
-      }
+      prefetch_ahead<Bf16Ops>(p, p.v_cache, b, t0 + j, nv, j1, pos_bytes, kBf16Prefetch);
       for (int64_t h = 0; h < p.hkv; ++h) {
         const uint16_t* v[4];
         for (int64_t u = 0; u < 4; ++u) v[u] = vc + cache_row_offset(p, b, t0 + j + std::min(u, nv - 1), h);

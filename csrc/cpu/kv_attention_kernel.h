@@ -50,6 +50,15 @@ inline void prefetch_position(const KvAttentionParams& p, const void* cache, int
   Ops::prefetch(static_cast<const char*>(cache) + cache_row_offset(p, b, pos, 0) * elem, bytes);
 }
 
+// Prefetches positions pos + u + ahead (u < count) that lie before end.
+template <typename Ops>
+inline void prefetch_ahead(const KvAttentionParams& p, const void* cache, int64_t b, int64_t pos, int64_t count,
+                           int64_t end, int64_t bytes, int64_t ahead) {
+  for (int64_t u = 0; u < count; ++u) {
+    if (pos + u + ahead < end) prefetch_position<Ops>(p, cache, b, pos + u + ahead, bytes);
+  }
+}
+
 constexpr int64_t kKeysPerDot = 2;
 constexpr int64_t kKeysPerAxpy = 4;
 
@@ -69,16 +78,17 @@ inline const float* load_cache_row(const KvAttentionParams& p, const void* cache
 //   load_row(base, off, dtype, d, buf) -> const float*: the row at base + off
 //     as float32 (the source itself for float32, else converted into buf);
 //   load_row_i8(src, d, buf) -> const float*: an int8 row as float32;
-//   dot_rows<R>(q, d, k0, k1, out, out_stride, nk): out[r * out_stride + u] = q[r] . k_u
+//   dot_rows<R>(q, d, k0, k1, out, out_stride, nk): out[r * out_stride + u] = q[r] . k_u (float rows here;
+//     the bf16 kernel's ops take bf16 rows)
 //     for r < R <= 4 and u < nk (nk 1 or 2; k1 is valid memory even when nk = 1);
 //   exp_shift(s, n, max, p) -> sum: p[j] = exp(s[j] - max), returns sum p;
 //   scale_row(y, d, a): y *= a;
 //   axpy_rows<NV>(acc, rows, d, coef, coef_stride, v): acc[r] += sum_u coef[r * coef_stride + u] * v[u]
 //     for u < NV (1 to 4).
 // The two helpers below cut rows and values into those compile-time counts.
-template <typename Ops>
-inline void dot_rows2(const float* q, int64_t rows, int64_t d, const float* k0, const float* k1, float* out,
-                      int64_t out_stride, int64_t nk) {
+template <typename Ops, typename T>
+inline void dot_rows2(const T* q, int64_t rows, int64_t d, const T* k0, const T* k1, float* out, int64_t out_stride,
+                      int64_t nk) {
   int64_t r = 0;
   for (; r + 4 <= rows; r += 4) Ops::template dot_rows<4>(q + r * d, d, k0, k1, out + r * out_stride, out_stride, nk);
   switch (rows - r) {
@@ -164,10 +174,7 @@ Status attend(const KvAttentionParams& p, int64_t b, int64_t j0, int64_t j1, flo
     // rows, halving the L1 traffic per multiply-add.
     for (int64_t j = 0; j < n; j += kKeysPerDot) {
       const int64_t nk = std::min(kKeysPerDot, n - j);
-      for (int64_t u = 0; u < nk; ++u) {
-        if (t0 + j + u + kPrefetchPositions < j1)
-          prefetch_position<Ops>(p, p.k_cache, b, t0 + j + u + kPrefetchPositions, pos_bytes);
-      }
+      prefetch_ahead<Ops>(p, p.k_cache, b, t0 + j, nk, j1, pos_bytes, kPrefetchPositions);
       for (int64_t h = 0; h < p.hkv; ++h) {
         const float* k[kKeysPerDot];
         for (int64_t u = 0; u < kKeysPerDot; ++u)
@@ -187,10 +194,7 @@ Status attend(const KvAttentionParams& p, int64_t b, int64_t j0, int64_t j1, flo
     // multiply-adds.
     for (int64_t j = 0; j < n; j += kKeysPerAxpy) {
       const int64_t nv = std::min(kKeysPerAxpy, n - j);
-      for (int64_t u = 0; u < nv; ++u) {
-        if (t0 + j + u + kPrefetchPositions < j1)
-          prefetch_position<Ops>(p, p.v_cache, b, t0 + j + u + kPrefetchPositions, pos_bytes);
-      }
+      prefetch_ahead<Ops>(p, p.v_cache, b, t0 + j, nv, j1, pos_bytes, kPrefetchPositions);
       for (int64_t h = 0; h < p.hkv; ++h) {
         const float* v[kKeysPerAxpy];
         for (int64_t u = 0; u < nv; ++u) v[u] = load_cache_row<Ops>(p, p.v_cache, b, t0 + j + u, h, row_buf + u * d);

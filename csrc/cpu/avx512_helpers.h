@@ -1,0 +1,21 @@
+// Named AVX-512 helpers shared by the AVX-512 kernels. Include only from
+// translation units compiled with the AVX-512 flags.
+#pragma once
+
+#include <immintrin.h>
+
+#include "avx2_helpers.h"
+
+namespace slimops::cpu::avx512 {
+
+// sums[i] = the sum of acc[i]'s 16 lanes, i < 8: each folded to 256 bits,
+// then the eight reduced together (sums 32-byte aligned).
+static inline void hsum8_f32x16(const __m512* acc, float* sums) {
+  __m256 half[8];
+  for (int a = 0; a < 8; ++a)
+    half[a] = _mm256_add_ps(_mm512_castps512_ps256(acc[a]),
+                            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[a]), 1)));
+  _mm256_store_ps(sums, avx2::hsum8_f32x8(half));
+}
+
+}  // namespace slimops::cpu::avx512
