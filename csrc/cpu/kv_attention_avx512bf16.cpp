@@ -28,7 +28,6 @@ bool avx512bf16_kernels_built() { return true; }
 
 namespace {
 
-
 // Positions prefetched ahead: the float path's bytes ahead (its rows are twice as long).
 constexpr int64_t kBf16Prefetch = 2 * kv_detail::kPrefetchPositions;
 
