@@ -4,6 +4,8 @@
 
 #include <immintrin.h>
 
+#include <cstdint>
+
 #include "avx2_helpers.h"
 
 namespace slimops::cpu::avx512 {
@@ -16,6 +18,12 @@ static inline void hsum8_f32x16(const __m512* acc, float* sums) {
     half[a] = _mm256_add_ps(_mm512_castps512_ps256(acc[a]),
                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[a]), 1)));
   _mm256_store_ps(sums, avx2::hsum8_f32x8(half));
+}
+
+// y[0 .. d) *= a, d % 16 == 0.
+static inline void scale_f32x16(float* y, int64_t d, float a) {
+  const __m512 av = _mm512_set1_ps(a);
+  for (int64_t c = 0; c < d; c += 16) _mm512_storeu_ps(y + c, _mm512_mul_ps(_mm512_loadu_ps(y + c), av));
 }
 
 }  // namespace slimops::cpu::avx512

@@ -15,10 +15,7 @@ using avx2::load_bf16x8_as_f32;
 using avx2::load_i8x8_as_f32;
 
 struct Avx2Ops {
-  static void prefetch(const void* ptr, int64_t bytes) {
-    const char* c = static_cast<const char*>(ptr);
-    for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(c + off, _MM_HINT_T0);
-  }
+  static void prefetch(const void* ptr, int64_t bytes) { avx2::prefetch_range(ptr, bytes); }
   static const float* load_row(const void* base, int64_t off, DType dt, int64_t d, float* buf) {
     if (dt == DType::kFloat32) return static_cast<const float*>(base) + off;
     const uint16_t* src = static_cast<const uint16_t*>(base) + off;

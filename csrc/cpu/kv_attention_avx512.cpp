@@ -15,10 +15,7 @@ namespace slimops::cpu {
 namespace {
 
 struct Avx512Ops {
-  static void prefetch(const void* ptr, int64_t bytes) {
-    const char* c = static_cast<const char*>(ptr);
-    for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(c + off, _MM_HINT_T0);
-  }
+  static void prefetch(const void* ptr, int64_t bytes) { avx2::prefetch_range(ptr, bytes); }
   static const float* load_row(const void* base, int64_t off, DType dt, int64_t d, float* buf) {
     if (dt == DType::kFloat32) return static_cast<const float*>(base) + off;
     const uint16_t* src = static_cast<const uint16_t*>(base) + off;
@@ -59,10 +56,7 @@ struct Avx512Ops {
   static float exp_shift(const float* s, int64_t n, float max, float* out) {
     return avx2::exp_shift_f32(s, n, max, out);
   }
-  static void scale_row(float* y, int64_t d, float a) {
-    const __m512 av = _mm512_set1_ps(a);
-    for (int64_t c = 0; c < d; c += 16) _mm512_storeu_ps(y + c, _mm512_mul_ps(_mm512_loadu_ps(y + c), av));
-  }
+  static void scale_row(float* y, int64_t d, float a) { avx512::scale_f32x16(y, d, a); }
   template <int NV>
   static void axpy_rows(float* acc, int64_t rows, int64_t d, const float* coef, int64_t coef_stride,
                           const float* const* v) {

@@ -35,17 +35,11 @@ inline __m512bh load_bh(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512
 
 // What softmax_tile, dot_rows2 and the prefetch helper need.
 struct Bf16Ops {
-  static void prefetch(const void* ptr, int64_t bytes) {
-    const char* c = static_cast<const char*>(ptr);
-    for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(c + off, _MM_HINT_T0);
-  }
+  static void prefetch(const void* ptr, int64_t bytes) { avx2::prefetch_range(ptr, bytes); }
   static float exp_shift(const float* s, int64_t n, float max, float* out) {
     return avx2::exp_shift_f32(s, n, max, out);
   }
-  static void scale_row(float* y, int64_t d, float a) {
-    const __m512 av = _mm512_set1_ps(a);
-    for (int64_t c = 0; c < d; c += 16) _mm512_storeu_ps(y + c, _mm512_mul_ps(_mm512_loadu_ps(y + c), av));
-  }
+  static void scale_row(float* y, int64_t d, float a) { avx512::scale_f32x16(y, d, a); }
   // out[r * out_stride + u] = q_r . k_u (float32 sums of exact bf16
   // products) for R <= 4 query rows and keys u < nk (k1 valid memory even
   // when nk = 1).

@@ -39,6 +39,15 @@ __device__ __forceinline__ void bulk_1d(void* dst, const void* src, unsigned byt
                ::"r"(su32(dst)), "l"(src), "r"(bytes), "r"(su32(bar)) : "memory");
 }
 
+// One mbarrier per stage (one arrival each), visible to the copy engine before any copy names it.
+__device__ void init_stage_barriers(uint64_t* full, int stages) {
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < stages; ++s) bar_init(&full[s], 1);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+}
+
 __device__ int range_of(const Args& a, int split, int& n0) {
   const int tiles = (a.L + kTile - 1) / kTile, per = (tiles + a.splits - 1) / a.splits;
   n0 = split * per;
@@ -75,8 +84,7 @@ __global__ void __launch_bounds__(kThreads) load_tma(const __grid_constant__ CUt
   __shared__ uint64_t full[8];
   const int kvh = blockIdx.x % a.hkv, split = blockIdx.x / a.hkv, b = blockIdx.y;
   int t0; const int nt = range_of(a, split, t0);
-  if (threadIdx.x == 0) { for (int s = 0; s < a.stages; ++s) bar_init(&full[s], 1); asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
-  __syncthreads();
+  init_stage_barriers(full, a.stages);
   auto issue = [&](int it) {
     const int s = it % a.stages;
     uint8_t* st = sm + s * 2 * kTileBytes;
@@ -103,8 +111,7 @@ __global__ void __launch_bounds__(kThreads) load_bulk_rows(Args a, float* sink) 
   __shared__ uint64_t full[8];
   const int kvh = blockIdx.x % a.hkv, split = blockIdx.x / a.hkv, b = blockIdx.y;
   int t0; const int nt = range_of(a, split, t0);
-  if (threadIdx.x == 0) { for (int s = 0; s < a.stages; ++s) bar_init(&full[s], 1); asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
-  __syncthreads();
+  init_stage_barriers(full, a.stages);
   auto issue = [&](int it) {  // warp 0: lane l copies rows l and l + 32 of K and V
     const int s = it % a.stages;
     uint8_t* st = sm + s * 2 * kTileBytes;
