@@ -192,3 +192,68 @@ def test_cuda_tensor_core_strided_x(bits, gen):
     wide = randn_with_outliers(40, 2 * k, dtype=torch.bfloat16, generator=gen).cuda()
     check(prob, wide[:, k:])
     check(prob, randn_with_outliers(3, 25, k, dtype=torch.float16, generator=gen).cuda())
+
+
+def _is_hopper():
+    return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
+
+
+requires_hopper = pytest.mark.skipif(not _is_hopper(), reason="the wgmma kernel needs a compute capability 9.x GPU")
+
+# The Hopper kernel (csrc/cuda/wo_gemm/wo_gemm_wgmma.cu) serves medium and
+# large M on 9.x GPUs; here it is forced (SLIMOPS_CUDA_WO_GEMM=wgmma) at every
+# M, with the x tile M picks or a forced one (SLIMOPS_WGMMA_BM). K % 64 == 0;
+# N tails, split-K, groups of 32 to per-channel, groups straddling stages, a
+# last stage half past K.
+# (bits, K, N, group_size):
+WGMMA_SHAPES = [
+    (4, 4096, 200, 128),  # split-K, N tail
+    (4, 2048, 328, 32),  # four scales per stage
+    (4, 640, 24, 160),  # groups straddle stages
+    (4, 1536, 136, 192),  # a group spans stages
+    (4, 1024, 72, -1),
+    (8, 4096, 260, 128),
+    (8, 1024, 72, 32),
+    (8, 1088, 130, -1),  # K % 128 == 64: the last 128-k stage is half past K
+]
+
+
+@requires_hopper
+@pytest.mark.parametrize("bits,k,n,gs", WGMMA_SHAPES)
+@pytest.mark.parametrize("m", [1, 3, 17, 64, 65, 200, 1000])
+@pytest.mark.parametrize("tile", ["auto", "64", "256"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_cuda_wgmma_tiles_tails_and_split_k(bits, k, n, gs, m, tile, dtype, symmetric, gen, monkeypatch):
+    monkeypatch.setenv("SLIMOPS_CUDA_WO_GEMM", "wgmma")
+    if tile != "auto":
+        monkeypatch.setenv("SLIMOPS_WGMMA_BM", tile)
+    prob = Problem(bits, k, n, gs, gen, "cuda", bias=m % 2 == 1, symmetric=symmetric)
+    if prob.z is not None:
+        prob.z = prob.z + 0.375  # non-integral zero points, as imported checkpoints carry
+    x = randn_with_outliers(m, k, dtype=dtype, generator=gen).cuda()
+    torch.full((m, n), float("nan"), dtype=dtype, device="cuda")
+    out = check(prob, x)
+    assert torch.equal(prob.run(x), out)
+
+
+@requires_hopper
+def test_cuda_wgmma_strided_and_batched_x(gen, monkeypatch):
+    monkeypatch.setenv("SLIMOPS_CUDA_WO_GEMM", "wgmma")
+    k, n, gs = 1024, 136, 64
+    for bits in (4, 8):
+        prob = Problem(bits, k, n, gs, gen, "cuda")
+        wide = randn_with_outliers(70, 2 * k, dtype=torch.bfloat16, generator=gen).cuda()
+        check(prob, wide[:, k:])
+        check(prob, randn_with_outliers(3, 25, k, dtype=torch.float16, generator=gen).cuda())
+
+
+@requires_cuda
+def test_cuda_forced_path_that_does_not_apply_is_an_error(gen, monkeypatch):
+    monkeypatch.setenv("SLIMOPS_CUDA_WO_GEMM", "wgmma")
+    prob = Problem(8, 96, 37, 32, gen, "cuda")  # K % 64 != 0: the wgmma kernel does not apply
+    with pytest.raises(RuntimeError, match="does not apply"):
+        prob.run(randn_with_outliers(4, 96, dtype=torch.bfloat16, generator=gen).cuda())
+    monkeypatch.setenv("SLIMOPS_CUDA_WO_GEMM", "fastest")
+    with pytest.raises(RuntimeError, match="must be auto"):
+        prob.run(randn_with_outliers(4, 96, dtype=torch.bfloat16, generator=gen).cuda())

@@ -2,7 +2,7 @@
 # One device-tool session on the GPU box, in one call (device time is
 # scarce): build, CUDA tests, compute-sanitizer, benchmarks. Logs and tables
 # go under $OUT. Usage: bash tools/h100_session.sh [build] [test] [test-all] [sanitize] [sanitize-new] [bench]
-# [bench-attn] [bench-sparse] [bench-paths] [e2e] [lr-corr] [lowrank] [flush-probe] [compress-gpu]
+# [bench-attn] [bench-sparse] [bench-paths] [wgmma-sweep] [e2e] [lr-corr] [lowrank] [flush-probe] [compress-gpu]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/slimops_out}
@@ -112,6 +112,13 @@ for step in $steps; do
       tail -3 "$OUT/pytest_compile.log"; grep -E "^(FAILED|ERROR)" "$OUT/pytest_compile.log" | head
       timeout 300 python3 tools/gpu_decode_rate.py --json "$OUT/decode_rate_h100.json" > "$OUT/decode_rate_h100.md" 2>&1
       cat "$OUT/decode_rate_h100.md" | grep -v Converting ;;
+    wgmma-sweep)
+      # Every path and wgmma tile at M = 16..4096 (tools/wo_gemm_sweep.py).
+      for bits in 4 8; do
+        python3 tools/wo_gemm_sweep.py --bits $bits --out "$OUT/wgmma_sweep_int$bits.md" ${SWEEP_ARGS:-} \
+          > "$OUT/wgmma_sweep_int$bits.log" 2>&1
+        cut -d'|' -f2-3,11- "$OUT/wgmma_sweep_int$bits.log" | tail -30
+      done ;;
     bench-paths)
       # Every CUDA path at every M, to set the dispatch thresholds.
       for path in gemv mma dense; do

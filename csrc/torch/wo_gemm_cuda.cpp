@@ -5,6 +5,9 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "../cuda/wo_gemm/wo_gemm_launcher.h"
 #include "wo_gemm_args.h"
 #include "wo_gemm_lowrank.h"
@@ -21,6 +24,48 @@ namespace {
 constexpr int64_t kMmaMinMInt4 = 1;
 constexpr int64_t kMmaMinMInt8 = 2;
 constexpr int64_t kMmaMaxM = 128;
+// The Hopper kernel (wo_gemm_wgmma.cu), where it applies, for M in
+// [kWgmmaMinM, max]: measured on H100 (bench/results/wgmma_sweep_int*_h100.md)
+// it beats the mma.sync kernel from M = 64 (at M = 32 they are within noise,
+// mma ahead at 16) and loses to dequantise + cuBLAS above M = 1024 (int4) or
+// 256 (int8), where cuBLAS's bf16 tensor-core rate outweighs the cost of one
+// dequantisation pass.
+constexpr int64_t kWgmmaMinM = 33;
+constexpr int64_t kWgmmaMaxMInt4 = 1024;
+constexpr int64_t kWgmmaMaxMInt8 = 256;
+
+// Which kernel serves a call. SLIMOPS_CUDA_WO_GEMM = gemv | mma | wgmma |
+// dense forces one (to benchmark and test the paths against each other; a
+// forced path that does not apply is an error); unset or "auto": by M, as
+// above. Read per call (a getenv is ~0.1 us next to a launch), so tests can
+// switch it.
+enum class Path { kAuto, kCudaCore, kMma, kWgmma, kDense };
+
+Path forced_path() {
+  const char* v = std::getenv("SLIMOPS_CUDA_WO_GEMM");
+  if (v == nullptr || *v == 0 || std::strcmp(v, "auto") == 0) return Path::kAuto;
+  if (std::strcmp(v, "gemv") == 0) return Path::kCudaCore;
+  if (std::strcmp(v, "mma") == 0) return Path::kMma;
+  if (std::strcmp(v, "wgmma") == 0) return Path::kWgmma;
+  if (std::strcmp(v, "dense") == 0) return Path::kDense;
+  TORCH_CHECK(false, "SLIMOPS_CUDA_WO_GEMM must be auto, gemv, mma, wgmma or dense, got '", v, "'");
+}
+
+Path choose_path(const WoGemmParams& p) {
+  const Path forced = forced_path();
+  if (forced != Path::kAuto) {
+    TORCH_CHECK(forced != Path::kMma || cuda::wo_gemm_mma_applies(p),
+                "slimops.wo_gemm (CUDA): SLIMOPS_CUDA_WO_GEMM=mma does not apply to this call");
+    TORCH_CHECK(forced != Path::kWgmma || cuda::wo_gemm_wgmma_applies(p),
+                "slimops.wo_gemm (CUDA): SLIMOPS_CUDA_WO_GEMM=wgmma does not apply to this call (sm_90 only)");
+    return forced;
+  }
+  const int64_t wgmma_max_m = p.bits == 4 ? kWgmmaMaxMInt4 : kWgmmaMaxMInt8;
+  if (p.m >= kWgmmaMinM && p.m <= wgmma_max_m && cuda::wo_gemm_wgmma_applies(p)) return Path::kWgmma;
+  const int64_t mma_min_m = p.bits == 4 ? kMmaMinMInt4 : kMmaMinMInt8;
+  if (p.m >= mma_min_m && p.m <= kMmaMaxM && cuda::wo_gemm_mma_applies(p)) return Path::kMma;
+  return cuda::wo_gemm_cuda_plan(p) == cuda::WoGemmPlan::kDequantThenDense ? Path::kDense : Path::kCudaCore;
+}
 
 void check_launch(Status st, const char* what) {
   TORCH_CHECK(st == Status::kOk, "slimops.wo_gemm (CUDA): ", what, " launch failed: ", status_string(st),
@@ -64,20 +109,25 @@ at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at
   WoGemmParams p = in.p;
 
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
-  const int64_t mma_min_m = bits == 4 ? kMmaMinMInt4 : kMmaMinMInt8;
-  if (s.m >= mma_min_m && s.m <= kMmaMaxM && cuda::wo_gemm_mma_applies(p)) {
+  const Path path = choose_path(p);
+  if (path == Path::kMma || path == Path::kWgmma) {
+    const bool wgmma = path == Path::kWgmma;
     at::Tensor out = at::empty({s.m, s.n}, x.options());
     p.out = out.data_ptr();
     // Split-K partials and arrival counters; the launcher initialises what
     // it needs, and the caching allocator keeps the bytes ours until the
     // kernel has run (stream order).
-    const size_t ws_bytes = cuda::wo_gemm_mma_workspace_bytes(p);
+    const size_t ws_bytes = wgmma ? cuda::wo_gemm_wgmma_workspace_bytes(p) : cuda::wo_gemm_mma_workspace_bytes(p);
     at::Tensor ws;
     if (ws_bytes > 0) ws = at::empty({static_cast<int64_t>(ws_bytes)}, x.options().dtype(at::kByte));
-    check_launch(cuda::wo_gemm_mma_cuda(p, ws_bytes > 0 ? ws.data_ptr() : nullptr, stream), "tensor-core wo_gemm");
+    void* const ws_ptr = ws_bytes > 0 ? ws.data_ptr() : nullptr;
+    if (wgmma)
+      check_launch(cuda::wo_gemm_wgmma_cuda(p, ws_ptr, stream), "Hopper wgmma wo_gemm");
+    else
+      check_launch(cuda::wo_gemm_mma_cuda(p, ws_ptr, stream), "tensor-core wo_gemm");
     return out.view(s.out_sizes);
   }
-  if (cuda::wo_gemm_cuda_plan(p) == cuda::WoGemmPlan::kDequantThenDense) {
+  if (path == Path::kDense) {
     // Large M: one pass to x's dtype, then cuBLAS on tensor cores.
     at::Tensor w = at::empty({s.n, s.k}, x.options());
     check_launch(cuda::dequantize_cuda(p, w.data_ptr(), stream), "dequantize");

@@ -48,6 +48,16 @@ bool wo_gemm_mma_applies(const WoGemmParams& p);
 size_t wo_gemm_mma_workspace_bytes(const WoGemmParams& p);
 Status wo_gemm_mma_cuda(const WoGemmParams& p, void* workspace, cudaStream_t stream);
 
+// The Hopper kernel (wo_gemm_wgmma.cu): wgmma with dequantised weights in
+// registers, for medium and large M. Applies on compute capability 9.x to
+// fp16/bf16 x, any M and N, K % 64 == 0, K % group_size == 0, group_size a
+// multiple of 16, x and qweight 16-byte aligned, x_row_stride a multiple of 8
+// elements; elsewhere wo_gemm_wgmma_cuda returns kUnsupported. Workspace as
+// for wo_gemm_mma_cuda.
+bool wo_gemm_wgmma_applies(const WoGemmParams& p);
+size_t wo_gemm_wgmma_workspace_bytes(const WoGemmParams& p);
+Status wo_gemm_wgmma_cuda(const WoGemmParams& p, void* workspace, cudaStream_t stream);
+
 // The tensor-core kernel with a low-rank correction in its epilogue
 // (lowrank_correction.cuh): out = x dequant(Wq)^T + (x b^T) a^T + bias in one
 // kernel. Applies where wo_gemm_mma_applies does, with M <= 16, the rank a

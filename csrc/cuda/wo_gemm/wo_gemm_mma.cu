@@ -12,37 +12,26 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <algorithm>
-#include <atomic>
-#include <cmath>
 #include <cstdint>
-#include <limits>
 #include <type_traits>
 
 #include "../../common/static_switch.h"
+#include "split_k_plan.h"
 #include "wo_gemm_launcher.h"
 #include "wo_gemm_mma_kernel.cuh"
 
 namespace slimops::cuda {
 namespace {
 
+using split_k_plan::Capacity;
+using split_k_plan::ceil_div;
+using split_k_plan::Plan;
 using wo_mma::Format;
 using wo_mma::LowRankCorrectionArgs;
 using wo_mma::Smem;
 using wo_mma::SplitK;
 using wo_mma::Tile;
 using wo_mma::wo_gemm_mma_kernel;
-
-// Split-K bounds: each split keeps at least a few stages to pipeline, and
-// the partials stay a small fraction of the weight bytes.
-constexpr int kMaxSplits = 16;
-constexpr int kMinItersPerSplit = 4;
-// What one split's partial write, count-in and share of the final sum cost,
-// in main-loop iterations.
-constexpr int kReduceCostIters = 2;
-// Blocks per SM that saturate memory at small M (see make_plan).
-constexpr double kBlocksPerSm = 1.5;
-constexpr int kMaxDevices = 64;
 
 // Per M bucket, 128 output columns a block. A warp dequantises its own 32
 // columns and reads all of x it needs from shared memory, so up to 32 rows
@@ -56,111 +45,18 @@ constexpr int64_t kTileN = 128;
 static_assert(TileM8::kBN == kTileN && TileM16::kBN == kTileN && TileM32::kBN == kTileN && TileM64::kBN == kTileN,
               "shape_applies bounds the N tiles with kTileN");
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-struct Plan {
-  int64_t tiles_m = 0;
-  int64_t tiles_n = 0;
-  int iters = 0;
-  int iters_per_split = 0;
-  int splits = 1;
-  size_t counter_bytes = 0;   // split-K arrival counters, zeroed per launch
-  size_t lowrank_bytes = 0;   // the correction's arrival counter and t, zeroed per launch
-  size_t workspace_bytes = 0;
-};
-
-size_t round_up_256(size_t v) { return (v + 255) / 256 * 256; }
-
-// Split-K count, fitted to H100 sweeps (bf16, int4 g128 and int8 per
-// channel, the five benchmark shapes, M = 1..128). While the output tiles
-// fit in one wave of resident blocks the kernel is bound by the bytes it
-// streams: split until about kBlocksPerSm blocks per SM (more blocks only
-// add partials and prologues), never past one wave (a second, partial wave
-// cost up to 30%). Once the tiles fill a wave, take the fewest of
-// waves x (iterations per split + the reduction's share).
-Plan make_plan(const WoGemmParams& p, int64_t rank, int bm, int bn, int stage_k, int64_t sms, int64_t slots) {
-  Plan pl;
-  pl.tiles_m = ceil_div(p.m, bm);
-  pl.tiles_n = ceil_div(p.n, bn);
-  pl.iters = int(ceil_div(p.k, stage_k));
-  const int64_t tiles = pl.tiles_m * pl.tiles_n;
-  const int max_splits = std::max(1, std::min(kMaxSplits, pl.iters / kMinItersPerSplit));
-  int splits = 1;
-  // A low-rank correction adds one block per tile that computes it
-  // (lowrank_correction.cuh), resident with the rest, and counts as a split:
-  // with the same number of blocks as without it the fused kernel ran 1.06x
-  // plain int4's time at M = 1 (H100, 8192^2, r = 64), with one more split
-  // 1.13x (bench/NOTES.md).
-  const int64_t producer_slices = rank > 0 ? 1 : 0;
-  // At least one slot left (the cost model divides by it); such a grid does
-  // not fit at once, so MmaKernel::fuses says no.
-  slots = std::max<int64_t>(1, slots - producer_slices * tiles);
-  if (tiles < slots) {
-    const auto wanted = int64_t(std::ceil(kBlocksPerSm * double(sms) / double(tiles))) - producer_slices;
-    splits = int(std::max<int64_t>(1, std::min(wanted, slots / tiles)));
-  } else {
-    int64_t best = std::numeric_limits<int64_t>::max();
-    for (int s = 1; s <= max_splits; ++s) {
-      const int64_t cost = ceil_div(tiles * s, slots) * (ceil_div(pl.iters, s) + (s > 1 ? kReduceCostIters : 0));
-      if (cost < best) {
-        best = cost;
-        splits = s;
-      }
-    }
-  }
-  splits = std::max(1, std::min(splits, max_splits));
-  // Equal shares of whole stages; no split left empty.
-  pl.iters_per_split = int(ceil_div(pl.iters, splits));
-  pl.splits = int(ceil_div(pl.iters, pl.iters_per_split));
-  // Partials per tile: the k-ranges, and the low-rank correction's.
-  const int partials = pl.splits + (rank > 0 ? 1 : 0);
-  if (partials > 1) pl.counter_bytes = round_up_256(size_t(tiles) * sizeof(int));
-  if (rank > 0) pl.lowrank_bytes = 256 + round_up_256(size_t(p.m) * size_t(rank) * sizeof(float));
-  pl.workspace_bytes = pl.counter_bytes + pl.lowrank_bytes;
-  if (partials > 1) pl.workspace_bytes += size_t(tiles) * partials * bm * bn * sizeof(float);
-  return pl;
-}
-
 template <typename T, int kBits, typename Cfg, bool kZeros, bool kLowRank>
 struct MmaKernel {
   static constexpr size_t kSmemBytes = Smem<Cfg, kBits>::kBytes;
 
-  // SMs and resident blocks (SMs x occupancy) of the current device; zero
-  // blocks if this kernel cannot run there. Queried once per device: the
-  // launch also relies on the shared-memory opt-in made here.
-  struct Capacity {
-    int64_t sms = 0, slots = 0;
-  };
   static Capacity capacity() {
-    static std::atomic<int64_t> cache[kMaxDevices][2];
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) {
-      cudaGetLastError();
-      return {};
-    }
-    if (dev < kMaxDevices) {
-      const int64_t v = cache[dev][1].load(std::memory_order_relaxed);
-      if (v != 0) return v > 0 ? Capacity{cache[dev][0].load(std::memory_order_relaxed), v} : Capacity{};
-    }
-    const auto kernel = wo_gemm_mma_kernel<T, kBits, Cfg, kZeros, kLowRank>;
-    int sms = 0, per_sm = 0;
-    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes)) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, Cfg::kThreads, kSmemBytes) != cudaSuccess) {
-      cudaGetLastError();  // leave no error behind for the fallback path to trip on
-      sms = per_sm = 0;
-    }
-    const Capacity c{sms, int64_t(sms) * per_sm};
-    if (dev < kMaxDevices) {
-      cache[dev][0].store(c.sms, std::memory_order_relaxed);
-      cache[dev][1].store(c.slots > 0 ? c.slots : -1, std::memory_order_relaxed);
-    }
-    return c.slots > 0 ? c : Capacity{};
+    return split_k_plan::kernel_capacity<MmaKernel>(wo_gemm_mma_kernel<T, kBits, Cfg, kZeros, kLowRank>, Cfg::kThreads,
+                                                    kSmemBytes, 8, false);
   }
 
   static Plan plan(const WoGemmParams& p, int64_t rank) {
     const Capacity c = capacity();
-    return make_plan(p, rank, Cfg::kBM, Cfg::kBN, Format<kBits>::kStageK, c.sms, c.slots);
+    return split_k_plan::make_plan(p, rank, Cfg::kBM, Cfg::kBN, Format<kBits>::kStageK, c.sms, c.slots);
   }
 
   // The correction's producers wait for each other (lowrank_correction.cuh):

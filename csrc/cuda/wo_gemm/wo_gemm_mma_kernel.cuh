@@ -19,12 +19,8 @@
 // ones; otherwise each weight pair is scaled as (q - z_i) s, rounded once,
 // and a fractional zero point's remainder enters per group in float32.
 //
-// Split-K: `splits` blocks share an output tile over disjoint k-ranges. Each
-// writes f32 partials to the caller's workspace and counts itself in; the
-// last to arrive sums all partials in split order (the result does not
-// depend on arrival order), adds the bias and writes x's dtype. Nothing
-// spins, so no block waits on one that is not resident (the low-rank
-// correction's wait is the exception: lowrank_correction.cuh).
+// Split-K as in split_k_partials.cuh (the low-rank correction's wait is the
+// one place a block waits on others: lowrank_correction.cuh).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -37,6 +33,7 @@
 #include "lowrank_correction.cuh"
 #include "mma_dequant.cuh"
 #include "mma_primitives.cuh"
+#include "split_k_partials.cuh"
 
 namespace slimops::cuda::wo_mma {
 
@@ -113,14 +110,6 @@ template <int kXRowBytes>
 __device__ __forceinline__ uint2 load_b(const uint8_t* xs, int r, int k) {
   return *reinterpret_cast<const uint2*>(xs + x_offset<kXRowBytes>(r, k));
 }
-
-struct SplitK {
-  int iters;            // stages of k in the whole K (the last may be partial)
-  int iters_per_split;  // every split gets at least one
-  int splits;           // partials per tile: the k-ranges (+ the low-rank correction's)
-  int* counters;        // [tiles], zero on entry when splits > 1
-  float4* partials;     // [tiles][splits][kAccVecs][kThreads]
-};
 
 // kZeros: p.zeros is set (instances without it carry none of its state).
 // kLowRank: add the low-rank correction lr (lowrank_correction.cuh): the first
@@ -576,42 +565,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   }
 
   if (sk.splits > 1) {
+    int* const flag = reinterpret_cast<int*>(smem + Cfg::kStages * S::kStageBytes);
     const int64_t tile = int64_t(blockIdx.y) * gridDim.x + blockIdx.x;
-    float4* const tile_partials = sk.partials + tile * sk.splits * Cfg::kAccVecs * Cfg::kThreads + tid;
-    float4* const mine = tile_partials + int64_t(split) * Cfg::kAccVecs * Cfg::kThreads;
-#pragma unroll
-    for (int j = 0; j < Cfg::kNTiles; ++j)
-#pragma unroll
-      for (int mi = 0; mi < Cfg::kMTiles; ++mi)
-        __stcg(mine + (j * Cfg::kMTiles + mi) * Cfg::kThreads,
-               make_float4(acc[j][mi][0], acc[j][mi][1], acc[j][mi][2], acc[j][mi][3]));
-    // The barrier orders every thread's partials before thread 0's release;
-    // its acquire (if last) orders the other splits' partials before the
-    // reads below, which the second barrier extends to the whole block.
-    __syncthreads();
-    int* const last = reinterpret_cast<int*>(smem + Cfg::kStages * S::kStageBytes);
-    if (tid == 0) *last = mma::atomic_add_acq_rel(sk.counters + tile, 1) == sk.splits - 1;
-    __syncthreads();
-    if (!*last) return;
-#pragma unroll
-    for (int j = 0; j < Cfg::kNTiles; ++j)
-#pragma unroll
-      for (int mi = 0; mi < Cfg::kMTiles; ++mi)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) acc[j][mi][e] = 0.f;
-    for (int s = 0; s < sk.splits; ++s) {
-      const float4* src = tile_partials + int64_t(s) * Cfg::kAccVecs * Cfg::kThreads;
-#pragma unroll
-      for (int j = 0; j < Cfg::kNTiles; ++j)
-#pragma unroll
-        for (int mi = 0; mi < Cfg::kMTiles; ++mi) {
-          const float4 v = __ldcg(src + (j * Cfg::kMTiles + mi) * Cfg::kThreads);
-          acc[j][mi][0] += v.x;
-          acc[j][mi][1] += v.y;
-          acc[j][mi][2] += v.z;
-          acc[j][mi][3] += v.w;
-        }
-    }
+    // acc as one flat array: [kNTiles][kMTiles][4] floats, contiguous.
+    auto& flat = reinterpret_cast<float(&)[Cfg::kAccVecs * 4]>(acc);
+    if (!reduce_split_k<Cfg::kAccVecs * 4, Cfg::kThreads>(sk, tile, split, tid, flat, flag, [] { __syncthreads(); }))
+      return;
   }
 
   // C fragment (out^T): element e of a lane is column g + 8 (e / 2) of the
