@@ -25,7 +25,7 @@ constexpr int64_t kMmaMinMInt4 = 1;
 constexpr int64_t kMmaMinMInt8 = 2;
 constexpr int64_t kMmaMaxM = 128;
 // The Hopper kernel (wo_gemm_wgmma.cu), where it applies, for M in
-// [kWgmmaMinM, max]: measured on H100 (bench/results/wgmma_sweep_int*_h100.md)
+// [kWgmmaMinM, max]: measured on H100 (bench/results/wgmma_sweep_int*_h100_run*.md)
 // it beats the mma.sync kernel from M = 64 (at M = 32 they are within noise,
 // mma ahead at 16) and loses to dequantise + cuBLAS above M = 1024 (int4) or
 // 256 (int8), where cuBLAS's bf16 tensor-core rate outweighs the cost of one

@@ -11,9 +11,9 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 
 #include "../../common/status.h"
+#include "../common/split_k_waves.h"
 #include "sparse24_kernel.cuh"
 
 namespace slimops::cuda::s24 {
@@ -65,14 +65,7 @@ inline Plan make_plan(const Sparse24Params& p, int bw, int bt, int stage_k, int6
   if (tiles < slots) {
     splits = int(std::max<int64_t>(1, slots / tiles));
   } else {
-    int64_t best = std::numeric_limits<int64_t>::max();
-    for (int s = 1; s <= max_splits; ++s) {
-      const int64_t cost = ceil_div(tiles * s, slots) * (ceil_div(pl.iters, s) + (s > 1 ? kReduceCostIters : 0));
-      if (cost < best) {
-        best = cost;
-        splits = s;
-      }
-    }
+    splits = fewest_waves_splits(tiles, slots, pl.iters, max_splits, kReduceCostIters);
   }
   splits = std::max(1, std::min(splits, max_splits));
   pl.iters_per_split = int(ceil_div(pl.iters, splits));

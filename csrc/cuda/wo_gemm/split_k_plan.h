@@ -10,9 +10,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 
 #include "../../common/wo_gemm_params.h"
+#include "../common/split_k_waves.h"
 
 namespace slimops::cuda::split_k_plan {
 
@@ -69,14 +69,7 @@ inline Plan make_plan(const WoGemmParams& p, int64_t rank, int bm, int bn, int s
     const auto wanted = int64_t(std::ceil(kBlocksPerSm * double(sms) / double(tiles))) - producer_slices;
     splits = int(std::max<int64_t>(1, std::min(wanted, slots / tiles)));
   } else {
-    int64_t best = std::numeric_limits<int64_t>::max();
-    for (int s = 1; s <= max_splits; ++s) {
-      const int64_t cost = ceil_div(tiles * s, slots) * (ceil_div(pl.iters, s) + (s > 1 ? kReduceCostIters : 0));
-      if (cost < best) {
-        best = cost;
-        splits = s;
-      }
-    }
+    splits = fewest_waves_splits(tiles, slots, pl.iters, max_splits, kReduceCostIters);
   }
   splits = std::max(1, std::min(splits, max_splits));
   // Equal shares of whole stages; no split left empty.

@@ -13,10 +13,9 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
-#include <type_traits>
 
-#include "../../common/static_switch.h"
 #include "split_k_plan.h"
+#include "weight_type_switch.h"
 #include "wo_gemm_launcher.h"
 #include "wo_gemm_mma_kernel.cuh"
 
@@ -101,21 +100,18 @@ struct MmaKernel {
 constexpr int64_t kLowRankMaxM = TileM16::kBM;
 template <bool kLowRank, typename Fn>
 auto dispatch(const WoGemmParams& p, Fn&& fn) {
-  return BOOL_SWITCH(p.x_dtype == DType::kBFloat16, kBf16, [&] {
-    using T = std::conditional_t<kBf16, __nv_bfloat16, __half>;
-    return BOOL_SWITCH(p.bits == 4, kInt4, [&] {
-      constexpr int kBits = kInt4 ? 4 : 8;
-      return BOOL_SWITCH(p.zeros != nullptr, kZeros, [&] {
-        if (p.m <= TileM8::kBM) return fn(MmaKernel<T, kBits, TileM8, kZeros, kLowRank>{});
-        if constexpr (kLowRank) {
-          return fn(MmaKernel<T, kBits, TileM16, kZeros, true>{});
-        } else {
-          if (p.m <= TileM16::kBM) return fn(MmaKernel<T, kBits, TileM16, kZeros, false>{});
-          if (p.m <= TileM32::kBM) return fn(MmaKernel<T, kBits, TileM32, kZeros, false>{});
-          return fn(MmaKernel<T, kBits, TileM64, kZeros, false>{});
-        }
-      });
-    });
+  return weight_type_switch(p, [&](auto type, auto bits, auto zeros) {
+    using T = typename decltype(type)::type;
+    constexpr int kBits = decltype(bits)::value;
+    constexpr bool kZeros = decltype(zeros)::value;
+    if (p.m <= TileM8::kBM) return fn(MmaKernel<T, kBits, TileM8, kZeros, kLowRank>{});
+    if constexpr (kLowRank) {
+      return fn(MmaKernel<T, kBits, TileM16, kZeros, true>{});
+    } else {
+      if (p.m <= TileM16::kBM) return fn(MmaKernel<T, kBits, TileM16, kZeros, false>{});
+      if (p.m <= TileM32::kBM) return fn(MmaKernel<T, kBits, TileM32, kZeros, false>{});
+      return fn(MmaKernel<T, kBits, TileM64, kZeros, false>{});
+    }
   });
 }
 

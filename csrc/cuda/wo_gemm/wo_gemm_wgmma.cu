@@ -14,11 +14,10 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <type_traits>
 
-#include "../../common/static_switch.h"
 #include "../common/tensor_map.h"
 #include "split_k_plan.h"
+#include "weight_type_switch.h"
 #include "wo_gemm_launcher.h"
 #include "wo_gemm_wgmma_kernel.cuh"
 
@@ -101,7 +100,7 @@ struct WgmmaKernel {
 };
 
 // Rows of x per tile for M, measured on H100 (bf16, K x N 8192x8192,
-// 8192x28672, 4096x14336; bench/results/wgmma_sweep_int{4,8}_h100.md): 64
+// 8192x28672, 4096x14336; bench/results/wgmma_sweep_int{4,8}_h100_run*.md): 64
 // rows up to M = 64; then 128 (int4 up to M = 256: the 128-row tile kept up
 // with the 256-row one there); 256 beyond. SLIMOPS_WGMMA_BM (64, 128 or 256)
 // forces one, for tile sweeps (read per call, like the binding's path knob).
@@ -117,18 +116,15 @@ int tile_rows(int64_t m, int bits) {
 // dtype x bits x zero points x tile: 24 instances.
 template <typename Fn>
 auto dispatch(const WoGemmParams& p, Fn&& fn) {
-  return BOOL_SWITCH(p.x_dtype == DType::kBFloat16, kBf16, [&] {
-    using T = std::conditional_t<kBf16, __nv_bfloat16, __half>;
-    return BOOL_SWITCH(p.bits == 4, kInt4, [&] {
-      constexpr int kBits = kInt4 ? 4 : 8;
-      return BOOL_SWITCH(p.zeros != nullptr, kZeros, [&] {
-        switch (tile_rows(p.m, kBits)) {
-          case 64: return fn(WgmmaKernel<T, kBits, TileW64, kZeros>{});
-          case 128: return fn(WgmmaKernel<T, kBits, TileW128, kZeros>{});
-          default: return fn(WgmmaKernel<T, kBits, TileW256, kZeros>{});
-        }
-      });
-    });
+  return weight_type_switch(p, [&](auto type, auto bits, auto zeros) {
+    using T = typename decltype(type)::type;
+    constexpr int kBits = decltype(bits)::value;
+    constexpr bool kZeros = decltype(zeros)::value;
+    switch (tile_rows(p.m, kBits)) {
+      case 64: return fn(WgmmaKernel<T, kBits, TileW64, kZeros>{});
+      case 128: return fn(WgmmaKernel<T, kBits, TileW128, kZeros>{});
+      default: return fn(WgmmaKernel<T, kBits, TileW256, kZeros>{});
+    }
   });
 }
 
