@@ -257,3 +257,15 @@ def test_cuda_forced_path_that_does_not_apply_is_an_error(gen, monkeypatch):
     monkeypatch.setenv("SLIMOPS_CUDA_WO_GEMM", "fastest")
     with pytest.raises(RuntimeError, match="must be auto"):
         prob.run(randn_with_outliers(4, 96, dtype=torch.bfloat16, generator=gen).cuda())
+
+
+@requires_cuda
+def test_cuda_misaligned_group_scales_take_another_path(gen):
+    """Scales the copy engine cannot read (a view 4 bytes into its storage):
+    the Hopper kernel does not apply, and M = 64 still gets the right answer."""
+    prob = Problem(4, 1024, 136, 128, gen, "cuda")
+    shifted = torch.empty(prob.s.numel() + 1, device="cuda")[1:].view_as(prob.s)
+    shifted.copy_(prob.s)
+    assert shifted.data_ptr() % 16 != 0
+    prob.s = shifted
+    check(prob, randn_with_outliers(64, 1024, dtype=torch.bfloat16, generator=gen).cuda())

@@ -6,7 +6,8 @@
 //   - a compute capability 9.x device (the code is sm_90a);
 //   - bits 4 or 8, x fp16 or bf16, K % 64 == 0, K % group_size == 0;
 //   - per-channel scales, or group_size % 32 == 0 with the number of groups
-//     a multiple of 4 (the copy engine reads scale rows in 16-byte steps);
+//     a multiple of 4 and scales (zero points) 16-byte aligned (the copy
+//     engine reads scale rows in 16-byte steps);
 //   - x and qweight 16-byte aligned, x_row_stride a multiple of 8 elements;
 //   - any M >= 1 and N >= 1 (tails are masked), K < 2^30, M < 2^31.
 #include <cuda_bf16.h>
@@ -137,7 +138,10 @@ bool shape_applies(const WoGemmParams& p) {
   if (p.m < 1 || p.n < 1 || p.k < 1 || p.group_size < 1 || p.k % p.group_size != 0) return false;
   if (p.k % 64 != 0) return false;
   const int64_t groups = p.k / p.group_size;
-  if (groups > 1 && (p.group_size % 32 != 0 || groups % 4 != 0)) return false;
+  // Group scales (and zero points) come by TMA: 16-byte aligned rows.
+  if (groups > 1 && (p.group_size % 32 != 0 || groups % 4 != 0 || !aligned16(p.scales) ||
+                     (p.zeros != nullptr && !aligned16(p.zeros))))
+    return false;
   if (p.k > (int64_t(1) << 30) || p.m > 0x7fffffff || ceil_div(p.n, kTileN) > 65535) return false;
   if (p.x_row_stride < p.k || p.x_row_stride % 8 != 0 || !aligned16(p.x) || !aligned16(p.qweight)) return false;
   if (p.scales == nullptr || p.out_row_stride < p.n) return false;
