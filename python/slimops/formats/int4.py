@@ -1,7 +1,9 @@
 """int4 weight-only format (``bits=4``).
 
-Layout, the same on CPU and CUDA today (the tensor-core kernels of the CUDA
-issue may add their own, and ``QuantLinear.to()`` will repack):
+Layout, the same on CPU and CUDA: every kernel reads it as it is, the CUDA
+tensor-core ones included (a lane's mma / wgmma fragment words are 16-bit
+pieces of a block's 16 bytes; csrc/cuda/wo_gemm/), so ``QuantLinear.to()``
+moves the tensors without repacking:
 
 - ``qweight``: uint8 ``[N, K // 2]``, contiguous. K is cut into blocks of 32;
   block ``b`` of row ``n`` is the 16 bytes ``qweight[n, 16*b : 16*b + 16]``,
