@@ -27,7 +27,7 @@ for step in $steps; do
     sanitize)
       # A subset: memcheck runs kernels 10-100x slower.
       timeout "${SANITIZE_TIMEOUT:-170}" compute-sanitizer --tool memcheck --error-exitcode 1 python3 -m pytest -q \
-        -p no:cacheprovider tests/test_wo_gemm.py -k "${SANITIZE_K:-cuda and (tensor_core or batched)}" \
+        -p no:cacheprovider tests/test_wo_gemm.py -k "${SANITIZE_K:-cuda and (tensor_core or batched or (wgmma and not 1000))}" \
         > "$OUT/memcheck.log" 2>&1
       echo "memcheck exit $?"; grep -E "ERROR SUMMARY|passed|failed" "$OUT/memcheck.log" | tail -3
       grep -c "Invalid\|Error" "$OUT/memcheck.log" ;;
