@@ -5,6 +5,9 @@ import slimops
 
 HAS_CUDA = torch.cuda.is_available() and slimops._C.build_info()["cuda"]
 requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device visible, or slimops built without CUDA")
+# The Hopper kernels (wgmma, sm_90a code) run on compute capability 9.x only.
+IS_HOPPER = HAS_CUDA and torch.cuda.get_device_capability()[0] == 9
+requires_hopper = pytest.mark.skipif(not IS_HOPPER, reason="the wgmma kernels need a compute capability 9.x GPU")
 
 # Relative-error bounds of design.md, by activation dtype.
 TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 1e-2}

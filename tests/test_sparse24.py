@@ -11,7 +11,7 @@ from slimops import reference
 from slimops.formats import sparse24, sparse24_cuda
 from slimops.testing import randn_with_outliers, rel_error
 
-from conftest import TOL, requires_cuda
+from conftest import TOL, requires_cuda, requires_hopper
 
 # (K, N): odd N and K = 8 * odd exercise every tail on the CPU; the CUDA
 # kernel needs N % 16 == 0 and K % 64 == 0.
@@ -118,6 +118,48 @@ def test_cuda_matches_reference(k, n, m, dtype, bits, gen):
     x, kw = op_inputs(k, n, m, dtype, bits, gen, device="cuda", bias=m % 2 == 1)
     out = slimops.sparse24_gemm(x, **kw)
     assert rel_error(out, reference.sparse24_gemm(x, **kw)) < TOL[dtype]
+
+
+# The Hopper kernel (sparse24_wgmma.cu) forced at every M, with the token
+# tile M picks or a forced one: N tails inside a 128-row block (N = 208,
+# 1040), split-K (small M on few tiles), token tails, batched/strided x.
+WGMMA_SHAPES = [(64, 16), (192, 208), (4096, 528), (448, 1040), (1024, 128)]
+
+
+@requires_hopper
+@pytest.mark.parametrize("k,n", WGMMA_SHAPES)
+@pytest.mark.parametrize("m", [1, 7, 64, 65, 200, 300, 1030])
+@pytest.mark.parametrize("tile", ["auto", "64", "128", "256"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cuda_wgmma_tiles_tails_and_split_k(k, n, m, tile, dtype, gen, monkeypatch):
+    monkeypatch.setenv("SLIMOPS_CUDA_SPARSE24", "wgmma")
+    if tile != "auto":
+        monkeypatch.setenv("SLIMOPS_S24_WGMMA_BT", tile)
+    x, kw = op_inputs(k, n, m, dtype, 16, gen, device="cuda", bias=m % 2 == 1)
+    out = slimops.sparse24_gemm(x, **kw)
+    assert rel_error(out, reference.sparse24_gemm(x, **kw)) < TOL[dtype]
+    assert torch.equal(slimops.sparse24_gemm(x, **kw), out)  # split-K sums in a fixed order
+
+
+@requires_hopper
+def test_cuda_wgmma_strided_and_batched_x(gen, monkeypatch):
+    monkeypatch.setenv("SLIMOPS_CUDA_SPARSE24", "wgmma")
+    x, kw = op_inputs(256, 144, 70, torch.bfloat16, 16, gen, device="cuda")
+    wide = randn_with_outliers(70, 512, dtype=torch.bfloat16, generator=gen).cuda()[:, 256:]
+    assert rel_error(slimops.sparse24_gemm(wide, **kw), reference.sparse24_gemm(wide, **kw)) < TOL[torch.bfloat16]
+    x3 = randn_with_outliers(3, 50, 256, dtype=torch.bfloat16, generator=gen).cuda()
+    assert rel_error(slimops.sparse24_gemm(x3, **kw), reference.sparse24_gemm(x3, **kw)) < TOL[torch.bfloat16]
+
+
+@requires_cuda
+def test_cuda_forced_path_that_does_not_apply_is_an_error(gen, monkeypatch):
+    x, kw = op_inputs(128, 32, 70, torch.bfloat16, 4, gen, device="cuda")
+    monkeypatch.setenv("SLIMOPS_CUDA_SPARSE24", "wgmma")  # int4 values: the wgmma kernel does not apply
+    with pytest.raises(RuntimeError, match="does not apply"):
+        slimops.sparse24_gemm(x, **kw)
+    monkeypatch.setenv("SLIMOPS_CUDA_SPARSE24", "fastest")
+    with pytest.raises(RuntimeError, match="must be auto"):
+        slimops.sparse24_gemm(x, **kw)
 
 
 @pytest.mark.parametrize(

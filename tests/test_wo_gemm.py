@@ -8,7 +8,7 @@ from slimops import reference
 from slimops.formats import quantize
 from slimops.testing import randn_with_outliers, rel_error
 
-from conftest import TOL, requires_cuda
+from conftest import TOL, requires_cuda, requires_hopper
 
 # The AVX2 integer path quantises float32 activations to int16 per block
 # (csrc/cpu/x_int16.cpp): ~1e-4 relative on these outlier-heavy inputs, so
@@ -193,12 +193,6 @@ def test_cuda_tensor_core_strided_x(bits, gen):
     check(prob, wide[:, k:])
     check(prob, randn_with_outliers(3, 25, k, dtype=torch.float16, generator=gen).cuda())
 
-
-def _is_hopper():
-    return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
-
-
-requires_hopper = pytest.mark.skipif(not _is_hopper(), reason="the wgmma kernel needs a compute capability 9.x GPU")
 
 # The Hopper kernel (csrc/cuda/wo_gemm/wo_gemm_wgmma.cu) serves medium and
 # large M on 9.x GPUs; here it is forced (SLIMOPS_CUDA_WO_GEMM=wgmma) at every

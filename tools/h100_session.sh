@@ -2,7 +2,7 @@
 # One device-tool session on the GPU box, in one call (device time is
 # scarce): build, CUDA tests, compute-sanitizer, benchmarks. Logs and tables
 # go under $OUT. Usage: bash tools/h100_session.sh [build] [test] [test-all] [sanitize] [sanitize-new] [bench]
-# [bench-attn] [bench-sparse] [bench-paths] [wgmma-sweep] [e2e] [lr-corr] [lowrank] [flush-probe] [compress-gpu]
+# [bench-attn] [bench-sparse] [bench-paths] [wgmma-sweep] [s24-wgmma] [s24-sweep] [e2e] [lr-corr] [lowrank] [flush-probe] [compress-gpu]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/slimops_out}
@@ -112,6 +112,21 @@ for step in $steps; do
       tail -3 "$OUT/pytest_compile.log"; grep -E "^(FAILED|ERROR)" "$OUT/pytest_compile.log" | head
       timeout 300 python3 tools/gpu_decode_rate.py --json "$OUT/decode_rate_h100.json" > "$OUT/decode_rate_h100.md" 2>&1
       cat "$OUT/decode_rate_h100.md" | grep -v Converting ;;
+    s24-wgmma)
+      # The Hopper 2:4 kernel: its tests (forced at every M and tile), then
+      # memcheck on a subset.
+      timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_sparse24.py -k "${S24_K:-cuda}" \
+        > "$OUT/pytest_s24.log" 2>&1
+      tail -3 "$OUT/pytest_s24.log"; grep -E "^(FAILED|ERROR)" "$OUT/pytest_s24.log" | head -20
+      grep -E "^E  " "$OUT/pytest_s24.log" | head -8
+      timeout "${SANITIZE_TIMEOUT:-150}" compute-sanitizer --tool memcheck --error-exitcode 1 python3 -m pytest -q \
+        -p no:cacheprovider tests/test_sparse24.py -k "wgmma and (auto or 64) and not 1030" > "$OUT/memcheck_s24.log" 2>&1
+      echo "memcheck exit $?"; grep -E "ERROR SUMMARY|passed|failed" "$OUT/memcheck_s24.log" | tail -3 ;;
+    s24-sweep)
+      # Every 2:4 path and wgmma token tile at M = 16..4096 (tools/sparse24_sweep.py).
+      timeout "${SWEEP_TIMEOUT:-300}" python3 tools/sparse24_sweep.py --out "$OUT/s24_sweep.md" ${S24_SWEEP_ARGS:-} \
+        > "$OUT/s24_sweep.log" 2>&1
+      echo "sweep exit $?"; grep -E "^\|" "$OUT/s24_sweep.log" | tail -30; grep -v "^|" "$OUT/s24_sweep.log" | tail -5 ;;
     wgmma-sweep)
       # Every path and wgmma tile at M = 16..4096 (tools/wo_gemm_sweep.py).
       for bits in 4 8; do

@@ -7,6 +7,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "../cuda/sparse24/sparse24_launcher.h"
@@ -17,6 +19,40 @@ namespace slimops {
 namespace {
 
 constexpr const char* kOp = "slimops.sparse24_gemm (CUDA)";
+
+// The Hopper kernel (sparse24_wgmma.cu) serves M from here on where it
+// applies (16-bit values, sm_90); below it the mma.sp kernel's small-M
+// tiles stream W faster. Measured on H100 (bench/results/s24_wgmma_sweep_h100_run1.md):
+// mma.sp 1.28-1.34x cuBLAS at M = 64 against 0.96-1.13x, the wgmma kernel
+// ahead from M = 128 on all three shapes.
+constexpr int64_t kWgmmaFromM = 128;
+
+// Which kernel serves a call. SLIMOPS_CUDA_SPARSE24 = mma | wgmma | dense
+// forces one (to benchmark and test the paths against each other; a forced
+// path that does not apply is an error); unset or "auto": by M and device.
+// Read per call, like wo_gemm's SLIMOPS_CUDA_WO_GEMM.
+enum class Path { kMma, kWgmma, kDense };
+
+Path choose_path(const Sparse24Params& p) {
+  const char* v = std::getenv("SLIMOPS_CUDA_SPARSE24");
+  if (v != nullptr && *v != 0 && std::strcmp(v, "auto") != 0) {
+    if (std::strcmp(v, "mma") == 0) return Path::kMma;
+    if (std::strcmp(v, "dense") == 0) return Path::kDense;
+    TORCH_CHECK(std::strcmp(v, "wgmma") == 0, "SLIMOPS_CUDA_SPARSE24 must be auto, mma, wgmma or dense, got '", v,
+                "'");
+    TORCH_CHECK(cuda::sparse24_wgmma_applies(p), kOp,
+                ": SLIMOPS_CUDA_SPARSE24=wgmma does not apply to this call (16-bit values on sm_90 only)");
+    return Path::kWgmma;
+  }
+  if (p.m >= kWgmmaFromM && cuda::sparse24_wgmma_applies(p)) return Path::kWgmma;
+  return p.m >= cuda::kSparse24DenseFromM ? Path::kDense : Path::kMma;
+}
+
+void check_status(Status st, const char* what) {
+  TORCH_CHECK(st == Status::kOk, kOp, ": ", what, " failed: ", status_string(st),
+              st == Status::kCudaError ? std::string(" (") + cudaGetErrorString(cudaGetLastError()) + ")"
+                                       : std::string());
+}
 
 at::Tensor sparse24_gemm_cuda(const at::Tensor& x, const at::Tensor& values, const at::Tensor& meta,
                               const c10::optional<at::Tensor>& scales, const c10::optional<at::Tensor>& zeros,
@@ -57,24 +93,30 @@ at::Tensor sparse24_gemm_cuda(const at::Tensor& x, const at::Tensor& values, con
   TORCH_CHECK(cuda::sparse24_applies(p), kOp, ": the kernel does not take this case (needs 16-byte aligned values "
               "and meta, an sm_80+ device)");
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
-  if (s.m >= cuda::kSparse24DenseFromM) {
-    // Large M is bound by tensor-core math, where cuBLAS's dense GEMM beats
-    // our mma.sp tiles: write the dense weight once (bandwidth-bound, a few
-    // percent of the GEMM at these M) and hand it to cuBLAS.
+  const Path path = choose_path(p);
+  if (path == Path::kDense) {
+    // Large M off Hopper is bound by tensor-core math, where cuBLAS's dense
+    // GEMM beats our mma.sp tiles: write the dense weight once
+    // (bandwidth-bound, a few percent of the GEMM at these M) and hand it to
+    // cuBLAS.
     at::Tensor dense = at::empty({s.n, s.k}, x.options());
-    const Status st = cuda::sparse24_decompress_cuda(p, dense.data_ptr(), stream);
-    TORCH_CHECK(st == Status::kOk, kOp, ": decompress failed: ", status_string(st));
+    check_status(cuda::sparse24_decompress_cuda(p, dense.data_ptr(), stream), "decompress");
     const at::Tensor b = bias.has_value() ? bias->to(x.scalar_type()) : at::Tensor();
     return at::linear(x2, dense, b).view(s.out_sizes);
+  }
+  if (path == Path::kWgmma) {
+    const size_t ws_bytes = cuda::sparse24_wgmma_workspace_bytes(p);
+    at::Tensor ws;
+    if (ws_bytes > 0) ws = at::empty({static_cast<int64_t>(ws_bytes)}, x.options().dtype(at::kByte));
+    check_status(cuda::sparse24_wgmma_cuda(p, ws_bytes > 0 ? ws.data_ptr() : nullptr, stream),
+                 "Hopper wgmma kernel launch");
+    return out.view(s.out_sizes);
   }
   const int num_sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const size_t ws_bytes = cuda::sparse24_workspace_bytes(p, num_sms);
   at::Tensor ws;
   if (ws_bytes > 0) ws = at::empty({static_cast<int64_t>(ws_bytes)}, x.options().dtype(at::kByte));
-  const Status st = cuda::sparse24_gemm_cuda(p, ws_bytes > 0 ? ws.data_ptr() : nullptr, num_sms, stream);
-  TORCH_CHECK(st == Status::kOk, kOp, ": kernel launch failed: ", status_string(st),
-              st == Status::kCudaError ? std::string(" (") + cudaGetErrorString(cudaGetLastError()) + ")"
-                                       : std::string());
+  check_status(cuda::sparse24_gemm_cuda(p, ws_bytes > 0 ? ws.data_ptr() : nullptr, num_sms, stream), "kernel launch");
   return out.view(s.out_sizes);
 }
 

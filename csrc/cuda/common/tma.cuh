@@ -55,6 +55,15 @@ __device__ __forceinline__ void load_2d(void* dst, const CUtensorMap* map, int c
       : "memory");
 }
 
+// `bytes` contiguous bytes (a multiple of 16; src and dst 16-byte aligned)
+// from global into shared memory; completes `bar`'s transaction bytes.
+__device__ __forceinline__ void bulk_load(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                   ptx::smem_u32(dst)),
+               "l"(src), "r"(bytes), "r"(ptx::smem_u32(bar))
+               : "memory");
+}
+
 // Fetches a tensor map into the descriptor cache ahead of its first use.
 __device__ __forceinline__ void prefetch_map(const CUtensorMap* map) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(map) : "memory");

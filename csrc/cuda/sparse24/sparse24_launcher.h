@@ -44,6 +44,13 @@ size_t sparse24_workspace_bytes(const Sparse24Params& p, int num_sms);
 // cudaGetLastError), kInvalidArgument for a missing workspace or output.
 Status sparse24_gemm_cuda(const Sparse24Params& p, void* workspace, int num_sms, cudaStream_t stream);
 
+// The Hopper kernel (sparse24_wgmma.cu: wgmma.mma_async.sp, sm_90a): where
+// sparse24_applies holds, bits = 16 and the device is a 9.x one. Same
+// workspace contract as sparse24_gemm_cuda (its own size, no initialisation).
+bool sparse24_wgmma_applies(const Sparse24Params& p);
+size_t sparse24_wgmma_workspace_bytes(const Sparse24Params& p);
+Status sparse24_wgmma_cuda(const Sparse24Params& p, void* workspace, cudaStream_t stream);
+
 // Writes the dense weight W [n, k] (row-major, row stride k, element type p.dtype) of p's compressed weight (CUDA layout; bits 16 or 4 with scales/zeros) into dense. Same applicability as sparse24_gemm_cuda except x/out/m are not used.
 // dense must be 16-byte aligned (kInvalidArgument otherwise, or if null);
 // one bandwidth-bound kernel, no workspace. Bits 4: (q - zero) * scale in

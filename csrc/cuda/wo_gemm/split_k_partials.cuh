@@ -21,16 +21,21 @@ struct SplitK {
 };
 
 // acc: the kFloats accumulators (kFloats % 4 == 0) of thread tid of the
-// kThreads that hold the tile. Returns false if another split finishes the
-// tile; otherwise acc holds the sum of all splits. `flag` is one int of
-// shared memory; `sync` is a barrier over exactly those kThreads, and every
-// one of them calls this.
-template <int kFloats, int kThreads, typename Sync>
-__device__ __forceinline__ bool reduce_split_k(const SplitK& sk, int64_t tile, int split, int tid,
-                                               float (&acc)[kFloats], int* flag, Sync&& sync) {
+// kThreads that hold an output tile, split `split` of `splits`;
+// tile_partials: the tile's [splits][kFloats / 4][kThreads] float4 partials.
+// Returns false if another split finishes the tile; otherwise acc holds the
+// sum of all splits. `flag` is one int of shared memory; `sync` is a barrier
+// over exactly those kThreads, and every one of them calls this.
+// `arrive_last` is called by tid 0 once the block's partials are ordered
+// before it, and returns true for the tile's last arrival with acquire-release
+// semantics (its caller then sees every split's partials).
+template <int kFloats, int kThreads, typename Sync, typename ArriveLast>
+__device__ __forceinline__ bool sum_split_partials(float4* tile_partials, int splits, int split, int tid,
+                                                   float (&acc)[kFloats], int* flag, Sync&& sync,
+                                                   ArriveLast&& arrive_last) {
   static_assert(kFloats % 4 == 0, "float4 partials");
   constexpr int kVecs = kFloats / 4;
-  float4* const tile_partials = sk.partials + tile * sk.splits * kVecs * kThreads + tid;
+  tile_partials += tid;
   float4* const mine = tile_partials + int64_t(split) * kVecs * kThreads;
 #pragma unroll
   for (int v = 0; v < kVecs; ++v)
@@ -39,12 +44,12 @@ __device__ __forceinline__ bool reduce_split_k(const SplitK& sk, int64_t tile, i
   // its acquire (if last) orders the other splits' partials before the
   // reads below, which the second barrier extends to the whole block.
   sync();
-  if (tid == 0) *flag = mma::atomic_add_acq_rel(sk.counters + tile, 1) == sk.splits - 1;
+  if (tid == 0) *flag = arrive_last();
   sync();
   if (!*flag) return false;
 #pragma unroll
   for (int i = 0; i < kFloats; ++i) acc[i] = 0.f;
-  for (int s = 0; s < sk.splits; ++s) {
+  for (int s = 0; s < splits; ++s) {
     const float4* src = tile_partials + int64_t(s) * kVecs * kThreads;
 #pragma unroll
     for (int v = 0; v < kVecs; ++v) {
@@ -56,6 +61,16 @@ __device__ __forceinline__ bool reduce_split_k(const SplitK& sk, int64_t tile, i
     }
   }
   return true;
+}
+
+// The weight-only GEMMs' split-K: counters zeroed before the launch, one
+// atomic add per arrival.
+template <int kFloats, int kThreads, typename Sync>
+__device__ __forceinline__ bool reduce_split_k(const SplitK& sk, int64_t tile, int split, int tid,
+                                               float (&acc)[kFloats], int* flag, Sync&& sync) {
+  return sum_split_partials<kFloats, kThreads>(
+      sk.partials + tile * sk.splits * (kFloats / 4) * kThreads, sk.splits, split, tid, acc, flag, sync,
+      [&] { return mma::atomic_add_acq_rel(sk.counters + tile, 1) == sk.splits - 1; });
 }
 
 }  // namespace slimops::cuda::wo_mma

@@ -1,0 +1,274 @@
+// The Hopper (sm_90a) 2:4 sparse GEMM kernel for medium and large M
+// (sparse24_wgmma.cu launches it): y = x W^T (+ b), 16-bit kept values.
+//
+// Like the mma.sp kernel (sparse24_kernel.cuh) it computes y^T = W x^T with
+// the sparse W as the A operand, straight from registers, and x as the B
+// operand; but each consumer warpgroup issues wgmma.mma_async.sp m64nBTk32,
+// one instruction for 64 W rows by all BT tokens of the tile, which the
+// tensor cores read from shared memory themselves. The mma.sp kernel feeds
+// 16 x 8 tiles from ldmatrix fragments and tops out near the dense rate at
+// large M (bench/NOTES.md); this one aims at the sparse tensor cores' 2x.
+//
+// The CUDA layout (formats/sparse24_cuda.py) already stores each 16 x 64
+// tile of W as the registers of the lanes of one warp: per k32 step 16 bytes
+// a lane (mma.sp's A registers a0..a3, which are also what wgmma.sp's A
+// fragment holds for each warp's 16 rows), and one metadata word a lane for
+// both steps, lanes 4g + 2s + c serving step s (sparsity selector s). So a
+// consumer lane reads one 16-byte word per step and one word per tile from
+// shared memory, and nothing is repacked.
+//
+// A block is one producer warpgroup and two consumer warpgroups (kBW = 128 W
+// rows, 64 each, a 16-row layout tile per warp). Per pipeline stage of kKT
+// layout tiles (64 k each), the producer's elected thread has the copy
+// engine bring x's rows (a tensor map, 128-byte swizzle, one 64-wide box per
+// tile) and each of the block's W tile rows (one bulk copy of values and one
+// of metadata: the tiles of a row are contiguous); a "full" mbarrier counts
+// the bytes in. Consumers load their fragments, issue the stage's wgmmas,
+// and once the previous stage's wgmmas have retired, arrive on its "empty"
+// barrier so the producer may refill it. No block-wide barrier in the loop.
+//
+// Output tiles are visited in groups of kGroupW W tiles by every token tile,
+// so the blocks resident at once share W and x tiles in L2 (a row of 132 W
+// tiles by one token tile would stream ~150 MB of W per wave at M = 4096).
+// Split-K as in the mma.sp kernel: tagged counters, last block sums.
+#pragma once
+
+#include <cuda.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "../../common/sparse24_params.h"
+#include "../common/split_k_counter.cuh"
+#include "../common/tma.cuh"
+#include "../common/wgmma.cuh"
+#include "../common/wgmma_sp_ops.cuh"
+#include "../wo_gemm/mma_primitives.cuh"
+#include "../wo_gemm/split_k_partials.cuh"
+#include "sparse24_kernel.cuh"
+
+namespace slimops::cuda::s24_wgmma {
+
+using s24::kTileK;
+using s24::kTileRows;
+using s24::SplitK;
+
+constexpr int kConsumerGroups = 2;
+constexpr int kBW = 64 * kConsumerGroups;  // W rows per block: wgmma's M per consumer group
+constexpr int kTilesW = kBW / kTileRows;   // layout tile rows per block, one per consumer warp
+constexpr int kThreads = 128 * (1 + kConsumerGroups);
+constexpr int kConsumerThreads = 128 * kConsumerGroups;
+constexpr int kValTileBytes = 1024;  // a 16 x 64 tile's 16-bit kept values
+constexpr int kMetaTileBytes = 128;
+constexpr int kGroupW = 16;  // W tiles per raster group
+// Registers per thread after the split (setmaxnreg): the producer needs few.
+constexpr int kProducerRegs = 40;
+constexpr int kConsumerRegs = 232;
+static_assert(kProducerRegs * 128 + kConsumerRegs * kConsumerThreads <= 65536, "register file");
+
+// A metadata word that is valid for any values (positions 0 and 1 in every
+// group): what warps past the last W row multiply by, since an invalid word
+// (0b0000 fields, as stale or zeroed shared memory may hold) is undefined.
+constexpr uint32_t kFillerMeta = 0x44444444u;
+
+template <int kBT_, int kKT_, int kStages_>
+struct Tile {
+  static constexpr int kBT = kBT_;  // tokens: the wgmma's N
+  static constexpr int kKT = kKT_;  // layout tiles (64 k) per stage; K must be a multiple
+  static constexpr int kStages = kStages_;
+  static constexpr int kAcc = kBT / 2;  // f32 accumulators per consumer thread
+  static_assert(kBT == 64 || kBT == 128 || kBT == 256, "the generated wgmma.sp shapes");
+};
+
+// Shared memory of one stage, 1024-byte aligned parts (the x swizzle's
+// period): [x boxes | values, tile row major | metadata, tile row major].
+template <typename Cfg>
+struct Smem {
+  static constexpr int kXAtomBytes = Cfg::kBT * 128;  // BT rows of 64 k
+  static constexpr int kX = 0;
+  static constexpr int kVal = kX + Cfg::kKT * kXAtomBytes;
+  static constexpr int kMeta = kVal + kTilesW * Cfg::kKT * kValTileBytes;
+  static constexpr int kStageBytes = (kMeta + kTilesW * Cfg::kKT * kMetaTileBytes + 1023) / 1024 * 1024;
+  static constexpr int kBarriers = Cfg::kStages * kStageBytes;
+  // Barriers, the split-K flag, and slack to align the first stage.
+  static constexpr int kBytes = kBarriers + 2 * Cfg::kStages * 8 + 16 + 1024;
+};
+
+// Consumers' barrier (named barrier 1): the producer warpgroup has left.
+__device__ __forceinline__ void consumer_sync() {
+  asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumerThreads) : "memory");
+}
+
+template <typename T, typename Cfg>
+__global__ void __launch_bounds__(kThreads, 1)
+    sparse24_wgmma_kernel(const Sparse24Params p, const SplitK sk, const __grid_constant__ CUtensorMap x_map) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using S = Smem<Cfg>;
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  uint8_t* const smem = smem_raw + ((1024u - (mma::smem_u32(smem_raw) & 1023u)) & 1023u);
+  uint64_t* const full = reinterpret_cast<uint64_t*>(smem + S::kBarriers);
+  uint64_t* const empty = full + Cfg::kStages;
+  int* const flag = reinterpret_cast<int*>(empty + Cfg::kStages);
+
+  // Output tile of this block (see the header: groups of kGroupW W tiles).
+  const int64_t tiles_w = (p.n + kBW - 1) / kBW;
+  const int64_t tiles_t = (p.m + Cfg::kBT - 1) / Cfg::kBT;
+  const int64_t tile = blockIdx.x;
+  const int64_t group = tile / (kGroupW * tiles_t), in_group = tile % (kGroupW * tiles_t);
+  const int64_t first_w = group * kGroupW;
+  const int64_t width = min(int64_t(kGroupW), tiles_w - first_w);
+  const int64_t w0 = (first_w + in_group % width) * kBW;  // first W row
+  const int64_t m0 = (in_group / width) * Cfg::kBT;        // first token
+  const int split = int(blockIdx.y);
+  const int it0 = split * sk.iters_per_split;
+  const int n_iters = min(sk.iters_per_split, sk.iters - it0);
+  const int64_t ktiles = p.k / kTileK;  // a multiple of kKT (the launcher checks)
+  // Layout tile rows of this block inside W (N is a multiple of 16).
+  const int rows_valid = int(min(int64_t(kTilesW), (p.n - w0) / kTileRows));
+  const int tid = threadIdx.x;
+
+  if (tid == 0) {
+    for (int s = 0; s < Cfg::kStages; ++s) {
+      tma::barrier_init(&full[s], 1);
+      tma::barrier_init(&empty[s], kConsumerThreads);
+    }
+    tma::fence_barrier_init();
+  }
+  __syncthreads();
+
+  if (tid < 128) {
+    // Producer warpgroup: one thread issues every copy.
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
+    if (tid != 0) return;
+    tma::prefetch_map(&x_map);
+    const uint8_t* const vals = static_cast<const uint8_t*>(p.values);
+    for (int i = 0; i < n_iters; ++i) {
+      const int st = i % Cfg::kStages;
+      if (i >= Cfg::kStages) tma::wait(&empty[st], ((i / Cfg::kStages) + 1) & 1);
+      uint8_t* const stage = smem + st * S::kStageBytes;
+      const int64_t kt0 = int64_t(it0 + i) * Cfg::kKT;
+      tma::arrive_expect_tx(&full[st],
+                            unsigned(Cfg::kKT * (S::kXAtomBytes + rows_valid * (kValTileBytes + kMetaTileBytes))));
+      for (int a = 0; a < Cfg::kKT; ++a)
+        tma::load_2d(stage + S::kX + a * S::kXAtomBytes, &x_map, int((kt0 + a) * kTileK), int(m0), &full[st]);
+      for (int r = 0; r < rows_valid; ++r) {
+        const int64_t first_tile = (w0 / kTileRows + r) * ktiles + kt0;
+        tma::bulk_load(stage + S::kVal + r * Cfg::kKT * kValTileBytes, vals + first_tile * kValTileBytes,
+                       unsigned(Cfg::kKT * kValTileBytes), &full[st]);
+        tma::bulk_load(stage + S::kMeta + r * Cfg::kKT * kMetaTileBytes, p.meta + first_tile * kMetaTileBytes,
+                       unsigned(Cfg::kKT * kMetaTileBytes), &full[st]);
+      }
+    }
+    return;
+  }
+
+  // Consumers: warp cwarp owns layout tile row cwarp of the block, which is
+  // rows 16 (cwarp % 4) .. + 15 of its warpgroup's 64.
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
+  const int ctid = tid - 128, lane = tid & 31, cwarp = ctid >> 5;
+  const bool rows_here = cwarp < rows_valid;
+
+  float acc[Cfg::kAcc];
+#pragma unroll
+  for (int i = 0; i < Cfg::kAcc; ++i) acc[i] = 0.f;
+
+  // A fragments and metadata of one stage.
+  struct Frag {
+    uint32_t a[Cfg::kKT][2][4];
+    uint32_t e[Cfg::kKT];
+  };
+  auto load_frag = [&](const uint8_t* stage, Frag& f) {
+#pragma unroll
+    for (int kt = 0; kt < Cfg::kKT; ++kt) {
+      const int tile = cwarp * Cfg::kKT + kt;
+      if (rows_here) {
+        f.e[kt] = *reinterpret_cast<const uint32_t*>(stage + S::kMeta + tile * kMetaTileBytes + lane * 4);
+#pragma unroll
+        for (int s = 0; s < 2; ++s) {
+          const uint4 v =
+              *reinterpret_cast<const uint4*>(stage + S::kVal + tile * kValTileBytes + s * 512 + lane * 16);
+          f.a[kt][s][0] = v.x;
+          f.a[kt][s][1] = v.y;
+          f.a[kt][s][2] = v.z;
+          f.a[kt][s][3] = v.w;
+        }
+      } else {
+        f.e[kt] = kFillerMeta;
+#pragma unroll
+        for (int s = 0; s < 2; ++s)
+#pragma unroll
+          for (int r = 0; r < 4; ++r) f.a[kt][s][r] = 0u;
+      }
+    }
+  };
+  auto fence_frag = [](Frag& f) {
+#pragma unroll
+    for (int kt = 0; kt < Cfg::kKT; ++kt) {
+      wgmma::fence_operand(f.e[kt]);
+#pragma unroll
+      for (int s = 0; s < 2; ++s) wgmma::fence_operands(f.a[kt][s]);
+    }
+  };
+
+  // Stage i's wgmmas run while stage i + 1's fragments load; fragments
+  // alternate between two register sets because an in-flight wgmma still
+  // reads the other one. Stage i - 1 is released once wait_group<1> has
+  // retired its wgmmas.
+  Frag frag0{}, frag1{};
+  auto step = [&](int i, Frag& cur, Frag& prev) {
+    const int st = i % Cfg::kStages;
+    tma::wait(&full[st], (i / Cfg::kStages) & 1);
+    const uint8_t* const stage = smem + st * S::kStageBytes;
+    load_frag(stage, cur);
+    wgmma::fence();
+    const uint32_t xs = mma::smem_u32(stage + S::kX);
+#pragma unroll
+    for (int kt = 0; kt < Cfg::kKT; ++kt) {
+      const uint32_t atom = xs + kt * S::kXAtomBytes;
+      wgmma::MmaSpRS<T, Cfg::kBT>::template mma<0>(acc, cur.a[kt][0], wgmma::desc_k_major_sw128(atom), cur.e[kt]);
+      wgmma::MmaSpRS<T, Cfg::kBT>::template mma<1>(acc, cur.a[kt][1], wgmma::desc_k_major_sw128(atom + 64),
+                                                   cur.e[kt]);
+    }
+    wgmma::commit_group();
+    wgmma::wait_group<1>();
+    fence_frag(prev);
+    if (i > 0) tma::arrive(&empty[(i - 1) % Cfg::kStages]);
+  };
+  for (int i = 0; i < n_iters; i += 2) {
+    step(i, frag0, frag1);
+    if (i + 1 < n_iters) step(i + 1, frag1, frag0);
+  }
+  wgmma::wait_group<0>();
+  wgmma::fence_operands(acc);
+
+  if (sk.splits > 1) {
+    float4* const tile_partials = sk.partials + tile * sk.splits * (Cfg::kAcc / 4) * kConsumerThreads;
+    if (!wo_mma::sum_split_partials<Cfg::kAcc, kConsumerThreads>(
+            tile_partials, sk.splits, split, ctid, acc, flag, consumer_sync,
+            [&] { return split_k::arrive(sk.counters + tile, sk.tag, sk.splits); }))
+      return;
+  }
+
+  // Accumulator layout (m64nBT, f32): element 4j + e is W row
+  // 16 cwarp + g + 8 (e / 2) of the block and token 8j + 2t + e % 2.
+  if (!rows_here) return;
+  using P = mma::Packed<T>;
+  const int g = lane >> 2, t = lane & 3;
+  T* const out = static_cast<T*>(p.out);
+#pragma unroll
+  for (int hf = 0; hf < 2; ++hf) {
+    const int64_t col = w0 + 16 * cwarp + g + 8 * hf;
+    const float b = p.bias ? p.bias[col] : 0.f;
+#pragma unroll
+    for (int j = 0; j < Cfg::kBT / 8; ++j)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int64_t row = m0 + 8 * j + 2 * t + r;
+        if (row < p.m) out[row * p.out_row_stride + col] = P::from_float(acc[4 * j + 2 * hf + r] + b);
+      }
+  }
+#endif
+}
+
+}  // namespace slimops::cuda::s24_wgmma
