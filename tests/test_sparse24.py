@@ -121,20 +121,25 @@ def test_cuda_matches_reference(k, n, m, dtype, bits, gen):
 
 
 # The Hopper kernel (sparse24_wgmma.cu) forced at every M, with the token
-# tile M picks or a forced one: N tails inside a 128-row block (N = 208,
-# 1040), split-K (small M on few tiles), token tails, batched/strided x.
+# tile and cluster M picks or forced ones: N tails inside a 128-row block
+# (N = 208, 1040) and past a cluster's rows (blocks with no W rows), split-K
+# (small M on few tiles), token tails.
 WGMMA_SHAPES = [(64, 16), (192, 208), (4096, 528), (448, 1040), (1024, 128)]
+# (SLIMOPS_S24_WGMMA_BT, SLIMOPS_S24_WGMMA_CLUSTER)
+WGMMA_TILES = [(None, None), ("64", "1"), ("64", "2"), ("128", "1"), ("128", "2"), ("256", "1"), ("256", "2"),
+               ("256", "4")]
 
 
 @requires_hopper
 @pytest.mark.parametrize("k,n", WGMMA_SHAPES)
 @pytest.mark.parametrize("m", [1, 7, 64, 65, 200, 300, 1030])
-@pytest.mark.parametrize("tile", ["auto", "64", "128", "256"])
+@pytest.mark.parametrize("tile,cluster", WGMMA_TILES)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_cuda_wgmma_tiles_tails_and_split_k(k, n, m, tile, dtype, gen, monkeypatch):
+def test_cuda_wgmma_tiles_tails_and_split_k(k, n, m, tile, cluster, dtype, gen, monkeypatch):
     monkeypatch.setenv("SLIMOPS_CUDA_SPARSE24", "wgmma")
-    if tile != "auto":
+    if tile is not None:
         monkeypatch.setenv("SLIMOPS_S24_WGMMA_BT", tile)
+        monkeypatch.setenv("SLIMOPS_S24_WGMMA_CLUSTER", cluster)
     x, kw = op_inputs(k, n, m, dtype, 16, gen, device="cuda", bias=m % 2 == 1)
     out = slimops.sparse24_gemm(x, **kw)
     assert rel_error(out, reference.sparse24_gemm(x, **kw)) < TOL[dtype]

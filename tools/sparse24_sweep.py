@@ -20,23 +20,28 @@ from slimops.formats import sparse24, sparse24_cuda
 from slimops.ops import sparse24_gemm
 from slimops.testing import randn_with_outliers, rel_error
 
-# name: (SLIMOPS_CUDA_SPARSE24, SLIMOPS_S24_WGMMA_BT)
+# name: (SLIMOPS_CUDA_SPARSE24, SLIMOPS_S24_WGMMA_BT, SLIMOPS_S24_WGMMA_CLUSTER)
 CONFIGS = {
-    "mma": ("mma", None),
-    "dense": ("dense", None),
-    "wg64": ("wgmma", "64"),
-    "wg128": ("wgmma", "128"),
-    "wg256": ("wgmma", "256"),
-    "auto": ("auto", None),
+    "mma": ("mma", None, None),
+    "dense": ("dense", None, None),
+    "wg64c1": ("wgmma", "64", "1"),
+    "wg64c2": ("wgmma", "64", "2"),
+    "wg128c1": ("wgmma", "128", "1"),
+    "wg128c2": ("wgmma", "128", "2"),
+    "wg256c1": ("wgmma", "256", "1"),
+    "wg256c2": ("wgmma", "256", "2"),
+    "wg256c4": ("wgmma", "256", "4"),
+    "auto": ("auto", None, None),
 }
 
 
-def set_path(path, bt):
+def set_path(path, bt, cluster):
     os.environ["SLIMOPS_CUDA_SPARSE24"] = path
-    if bt is None:
-        os.environ.pop("SLIMOPS_S24_WGMMA_BT", None)
-    else:
-        os.environ["SLIMOPS_S24_WGMMA_BT"] = bt
+    for name, value in (("SLIMOPS_S24_WGMMA_BT", bt), ("SLIMOPS_S24_WGMMA_CLUSTER", cluster)):
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def cusparselt(w):
@@ -87,7 +92,7 @@ def main():
                     print(f"  {cfg} M={m}: {str(e).splitlines()[0]}", file=sys.stderr)
                     errs.append(float("nan"))
                     times.append(float("nan"))
-            set_path("auto", None)
+            set_path("auto", None, None)
             row = [shape, str(m), f"{t_cublas:.4f}", f"{t_lt:.4f}"]
             row += [f"{t:.4f} ({e:.0e})" for t, e in zip(times, errs)]
             row += [f"{t_cublas / t_lt:.2f}x"] + [f"{t_cublas / t:.2f}x" for t in times]

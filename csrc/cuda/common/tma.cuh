@@ -55,13 +55,52 @@ __device__ __forceinline__ void load_2d(void* dst, const CUtensorMap* map, int c
       : "memory");
 }
 
-// `bytes` contiguous bytes (a multiple of 16; src and dst 16-byte aligned)
-// from global into shared memory; completes `bar`'s transaction bytes.
-__device__ __forceinline__ void bulk_load(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
-                   ptx::smem_u32(dst)),
-               "l"(src), "r"(bytes), "r"(ptx::smem_u32(bar))
-               : "memory");
+// ---- Clusters: blocks that multicast copies into each other's shared memory.
+
+// This block's rank in its cluster.
+__device__ __forceinline__ unsigned cluster_rank() {
+  unsigned r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+
+// Every thread of every block of the cluster: what each block did before
+// (barrier initialisation) is visible to the others after.
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+
+// Arrives on the barrier at `bar`'s offset in block `rank` of the cluster,
+// releasing this thread's prior reads and writes at cluster scope.
+__device__ __forceinline__ void arrive_cluster(uint64_t* bar, unsigned rank) {
+  asm volatile(
+      "{\n.reg .b32 remote;\nmapa.shared::cluster.u32 remote, %0, %1;\n"
+      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(ptx::smem_u32(bar)),
+      "r"(rank)
+      : "memory");
+}
+
+// wait() with cluster-scope acquire: what the arrivals of other blocks'
+// threads released (their reads of this block's stage) happens before what
+// the caller does next (overwrite it).
+__device__ __forceinline__ void wait_cluster(uint64_t* bar, unsigned parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT_%=:\n"
+      "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT_%=;\n}\n" ::"r"(ptx::smem_u32(bar)),
+      "r"(parity)
+      : "memory");
+}
+
+// load_2d into the same shared-memory offset of every block in `mask` (bit
+// r: cluster rank r), completing the barrier at `bar`'s offset in each.
+__device__ __forceinline__ void load_2d_multicast(void* dst, const CUtensorMap* map, int c0, int c1, uint64_t* bar,
+                                                  uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
+      " [%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(ptx::smem_u32(dst)),
+      "l"(map), "r"(c0), "r"(c1), "r"(ptx::smem_u32(bar)), "h"(mask)
+      : "memory");
 }
 
 // Fetches a tensor map into the descriptor cache ahead of its first use.

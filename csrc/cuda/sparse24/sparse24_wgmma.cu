@@ -26,20 +26,42 @@ namespace {
 
 using s24_wgmma::Tile;
 
-// Tokens per tile, layout tiles (64 k) per stage, stages: as many stages as
-// fit in shared memory (227 KiB a block). One layout tile per stage, so any
+// Tokens per tile, layout tiles (64 k) per stage, stages (as many as fit in
+// 227 KiB), blocks per cluster sharing x. One layout tile per stage, so any
 // K (a multiple of 64) divides into whole stages.
-using TileT64 = Tile<64, 1, 12>;
-using TileT128 = Tile<128, 1, 8>;
-using TileT256 = Tile<256, 1, 5>;
+template <int kCluster>
+using TileT64 = Tile<64, 1, 12, kCluster>;
+template <int kCluster>
+using TileT128 = Tile<128, 1, 8, kCluster>;
+template <int kCluster>
+using TileT256 = Tile<256, 1, 5, kCluster>;
 
 template <typename T, typename Cfg>
 struct WgmmaKernel {
   static constexpr size_t kSmemBytes = s24_wgmma::Smem<Cfg>::kBytes;
   static_assert(kSmemBytes <= 232448, "an H100 block has 227 KiB of shared memory");
 
-  // Resident blocks on the current device (0: it cannot run the kernel).
-  // Queried once per device; the launch relies on the opt-in made here.
+  static constexpr int kC = Cfg::kCluster;
+
+  static cudaLaunchConfig_t launch_config(unsigned blocks, unsigned splits, cudaStream_t stream,
+                                          cudaLaunchAttribute* attr) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(blocks, splits);
+    cfg.blockDim = dim3(s24_wgmma::kThreads);
+    cfg.dynamicSmemBytes = kSmemBytes;
+    cfg.stream = stream;
+    attr->id = cudaLaunchAttributeClusterDimension;
+    attr->val.clusterDim.x = kC;
+    attr->val.clusterDim.y = 1;
+    attr->val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    return cfg;
+  }
+
+  // Resident blocks on the current device, whole clusters (0: it cannot run
+  // the kernel). Queried once per device; the launch relies on the opt-in
+  // made here.
   static int64_t slots() {
     static std::atomic<int64_t> cache[s24::kMaxDevices];
     int dev = 0;
@@ -51,33 +73,56 @@ struct WgmmaKernel {
       const int64_t v = cache[dev].load(std::memory_order_relaxed);
       if (v != 0) return std::max<int64_t>(v, 0);
     }
-    int major = 0, sms = 0, per_sm = 0;
+    int major = 0, clusters = 0;
     const auto kernel = s24_wgmma::sparse24_wgmma_kernel<T, Cfg>;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || major != 9 ||
+    cudaLaunchAttribute attr;
+    const cudaLaunchConfig_t cfg = launch_config(kC, 1, nullptr, &attr);
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess || major != 9 ||
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes)) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, s24_wgmma::kThreads, kSmemBytes) !=
-            cudaSuccess) {
+        cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) != cudaSuccess) {
       cudaGetLastError();  // leave no error behind for the fallback path
-      per_sm = 0;
+      clusters = 0;
     }
-    const int64_t v = int64_t(sms) * per_sm;
+    const int64_t v = int64_t(clusters) * kC;
     if (dev < s24::kMaxDevices) cache[dev].store(v > 0 ? v : -1, std::memory_order_relaxed);
     return v;
   }
 
+  // Split-K over the clusters' output tiles (kC blocks' W rows each) and
+  // resident clusters; the workspace holds every block's tile.
   static s24::Plan plan(const Sparse24Params& p) {
-    return s24::make_plan(p, s24_wgmma::kBW, Cfg::kBT, Cfg::kKT * s24::kTileK, std::max<int64_t>(1, slots()));
+    s24::Plan pl = s24::make_plan(p, s24_wgmma::kBW * kC, Cfg::kBT, Cfg::kKT * s24::kTileK,
+                                  std::max<int64_t>(1, slots() / kC));
+    pl.tiles_w *= kC;
+    if (pl.splits > 1) {
+      const int64_t tiles = pl.tiles_w * pl.tiles_t;
+      pl.counter_bytes = size_t(s24::ceil_div(tiles * int64_t(sizeof(uint64_t)), 256) * 256);
+      pl.workspace_bytes = pl.counter_bytes + size_t(tiles) * pl.splits * s24_wgmma::kBW * Cfg::kBT * sizeof(float);
+    }
+    return pl;
   }
 
   static bool applies(const Sparse24Params& p) { return slots() > 0 && p.k % (Cfg::kKT * s24::kTileK) == 0; }
 
+  // The copy engine's views: x, each block fetching (and multicasting) 1/kC
+  // of the box; the values and metadata as rows of layout tiles (N / 16
+  // rows of K / 64 tiles, 32-bit words).
+  static bool make_maps(const Sparse24Params& p, s24_wgmma::TensorMaps& maps) {
+    namespace tm = tensor_map;
+    const uint64_t tile_rows = uint64_t(p.n / s24::kTileRows), ktiles = uint64_t(p.k / s24::kTileK);
+    constexpr uint32_t kValWords = s24_wgmma::kValTileBytes / 4, kMetaWords = s24_wgmma::kMetaTileBytes / 4;
+    return tm::encode_2d(&maps.x, CU_TENSOR_MAP_DATA_TYPE_UINT16, p.x, uint64_t(p.k), uint64_t(p.m),
+                         uint64_t(p.x_row_stride) * 2, s24::kTileK, Cfg::kBT / kC, CU_TENSOR_MAP_SWIZZLE_128B) &&
+           tm::encode_2d(&maps.values, CU_TENSOR_MAP_DATA_TYPE_UINT32, p.values, ktiles * kValWords, tile_rows,
+                         ktiles * s24_wgmma::kValTileBytes, kValWords, s24_wgmma::kTilesW, CU_TENSOR_MAP_SWIZZLE_NONE) &&
+           tm::encode_2d(&maps.meta, CU_TENSOR_MAP_DATA_TYPE_UINT32, p.meta, ktiles * kMetaWords, tile_rows,
+                         ktiles * s24_wgmma::kMetaTileBytes, kMetaWords, s24_wgmma::kTilesW, CU_TENSOR_MAP_SWIZZLE_NONE);
+  }
+
   static Status launch(const Sparse24Params& p, void* workspace, cudaStream_t stream) {
     if (!applies(p)) return Status::kUnsupported;
-    CUtensorMap x_map;
-    if (!tensor_map::encode_2d(&x_map, CU_TENSOR_MAP_DATA_TYPE_UINT16, p.x, uint64_t(p.k), uint64_t(p.m),
-                               uint64_t(p.x_row_stride) * 2, s24::kTileK, Cfg::kBT, CU_TENSOR_MAP_SWIZZLE_128B))
-      return Status::kUnsupported;
+    s24_wgmma::TensorMaps maps;
+    if (!make_maps(p, maps)) return Status::kUnsupported;
     const s24::Plan pl = plan(p);
     s24::SplitK sk{pl.iters, pl.iters_per_split, pl.splits, nullptr, nullptr, 0};
     if (pl.splits > 1) {
@@ -86,32 +131,41 @@ struct WgmmaKernel {
       sk.partials = reinterpret_cast<float4*>(static_cast<uint8_t*>(workspace) + pl.counter_bytes);
       sk.tag = split_k::next_launch_tag();
     }
-    const dim3 grid(unsigned(pl.tiles_w * pl.tiles_t), unsigned(pl.splits));
-    s24_wgmma::sparse24_wgmma_kernel<T, Cfg><<<grid, s24_wgmma::kThreads, kSmemBytes, stream>>>(p, sk, x_map);
-    return cudaPeekAtLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+    cudaLaunchAttribute attr;
+    const cudaLaunchConfig_t cfg = launch_config(unsigned(pl.tiles_w * pl.tiles_t), unsigned(pl.splits), stream, &attr);
+    return cudaLaunchKernelEx(&cfg, s24_wgmma::sparse24_wgmma_kernel<T, Cfg>, p, sk, maps) == cudaSuccess
+               ? Status::kOk
+               : Status::kCudaError;
   }
 };
 
-// Tokens per tile for M. SLIMOPS_S24_WGMMA_BT (64, 128 or 256) forces one,
-// for tile sweeps (read per call).
-int tile_tokens(int64_t m) {
-  const char* v = std::getenv("SLIMOPS_S24_WGMMA_BT");
-  const int forced = v ? std::atoi(v) : 0;
-  if (forced == 64 || forced == 128 || forced == 256) return forced;
-  if (m <= 64) return 64;
-  if (m <= 128) return 128;
-  return 256;
+// Tokens per tile and blocks per cluster for M. SLIMOPS_S24_WGMMA_BT (64,
+// 128 or 256) and SLIMOPS_S24_WGMMA_CLUSTER (1, 2 or 4) force them, for tile
+// sweeps (read per call).
+struct TileChoice {
+  int tokens, cluster;
+};
+
+TileChoice choose_tile(int64_t m) {
+  const char* bt = std::getenv("SLIMOPS_S24_WGMMA_BT");
+  const char* cl = std::getenv("SLIMOPS_S24_WGMMA_CLUSTER");
+  TileChoice c{m <= 64 ? 64 : m <= 128 ? 128 : 256, 1};
+  const int forced_bt = bt ? std::atoi(bt) : 0, forced_cl = cl ? std::atoi(cl) : 0;
+  if (forced_bt == 64 || forced_bt == 128 || forced_bt == 256) c.tokens = forced_bt;
+  if (forced_cl == 1 || forced_cl == 2 || forced_cl == 4) c.cluster = forced_cl;
+  return c;
 }
 
+// dtype x token tile x cluster: 14 instances (4-block clusters with 256 tokens only).
 template <typename Fn>
 auto dispatch(const Sparse24Params& p, Fn&& fn) {
   return BOOL_SWITCH(p.dtype == DType::kBFloat16, kBf16, [&] {
     using T = std::conditional_t<kBf16, __nv_bfloat16, __half>;
-    switch (tile_tokens(p.m)) {
-      case 64: return fn(WgmmaKernel<T, TileT64>{});
-      case 128: return fn(WgmmaKernel<T, TileT128>{});
-      default: return fn(WgmmaKernel<T, TileT256>{});
-    }
+    const TileChoice c = choose_tile(p.m);
+    if (c.tokens == 64) return c.cluster == 1 ? fn(WgmmaKernel<T, TileT64<1>>{}) : fn(WgmmaKernel<T, TileT64<2>>{});
+    if (c.tokens == 128) return c.cluster == 1 ? fn(WgmmaKernel<T, TileT128<1>>{}) : fn(WgmmaKernel<T, TileT128<2>>{});
+    if (c.cluster == 1) return fn(WgmmaKernel<T, TileT256<1>>{});
+    return c.cluster == 2 ? fn(WgmmaKernel<T, TileT256<2>>{}) : fn(WgmmaKernel<T, TileT256<4>>{});
   });
 }
 

@@ -21,11 +21,26 @@
 // rows, 64 each, a 16-row layout tile per warp). Per pipeline stage of kKT
 // layout tiles (64 k each), the producer's elected thread has the copy
 // engine bring x's rows (a tensor map, 128-byte swizzle, one 64-wide box per
-// tile) and each of the block's W tile rows (one bulk copy of values and one
-// of metadata: the tiles of a row are contiguous); a "full" mbarrier counts
-// the bytes in. Consumers load their fragments, issue the stage's wgmmas,
+// tile) and the block's 8 W tile rows: the layout stores tile row R's tiles
+// one after another, so W is a 2D tensor of [N / 16] rows of K / 64 tiles,
+// and one box of 8 rows by one tile each brings the values (8 KiB), another
+// the metadata. (Sixteen 1 KiB and 128-byte bulk copies per stage instead ran
+// at ~0.6 of cuSPARSELt's rate with the same tile: bench/NOTES.md.) A "full"
+// mbarrier counts the bytes in. Consumers load their fragments, issue the stage's wgmmas,
 // and once the previous stage's wgmmas have retired, arrive on its "empty"
 // barrier so the producer may refill it. No block-wide barrier in the loop.
+//
+// Clusters. Every block of a token tile reads the same x rows, and x is most
+// of what a block reads (BT x 128 bytes per 64 k against 9 KiB of W): without
+// sharing, the L2 -> SM traffic caps the kernel near the dense rate (~5 TB/s
+// of L2 reads measured, bench/NOTES.md). So kCluster blocks with consecutive W
+// tiles and the same token tile form a cluster, and each has the copy engine
+// fetch 1/kCluster of the x box and multicast it into all of them: a block's
+// L2 reads of x drop by kCluster. A stage may then be refilled only when the
+// consumers of every block of the cluster are done with it: "empty" barriers
+// count one arrival per consumer warp of the cluster (remote arrivals), and
+// before exiting, a producer waits until its stages are released, so that no
+// block exits while another may still arrive on its barriers.
 //
 // Output tiles are visited in groups of kGroupW W tiles by every token tile,
 // so the blocks resident at once share W and x tiles in L2 (a row of 132 W
@@ -59,6 +74,7 @@ constexpr int kBW = 64 * kConsumerGroups;  // W rows per block: wgmma's M per co
 constexpr int kTilesW = kBW / kTileRows;   // layout tile rows per block, one per consumer warp
 constexpr int kThreads = 128 * (1 + kConsumerGroups);
 constexpr int kConsumerThreads = 128 * kConsumerGroups;
+constexpr int kConsumerWarps = kConsumerThreads / 32;
 constexpr int kValTileBytes = 1024;  // a 16 x 64 tile's 16-bit kept values
 constexpr int kMetaTileBytes = 128;
 constexpr int kGroupW = 16;  // W tiles per raster group
@@ -67,18 +83,29 @@ constexpr int kProducerRegs = 40;
 constexpr int kConsumerRegs = 232;
 static_assert(kProducerRegs * 128 + kConsumerRegs * kConsumerThreads <= 65536, "register file");
 
+// The copy engine's views of the operands, built by the launcher.
+struct TensorMaps {
+  CUtensorMap x;       // [M, K] 16-bit, boxes 64 k x BT / kCluster tokens, 128-byte swizzle
+  CUtensorMap values;  // [N / 16, K / 64 * 256] uint32 (a layout tile is 256 words), boxes 256 x 8
+  CUtensorMap meta;    // [N / 16, K / 64 * 32] uint32, boxes 32 x 8
+};
+
 // A metadata word that is valid for any values (positions 0 and 1 in every
 // group): what warps past the last W row multiply by, since an invalid word
 // (0b0000 fields, as stale or zeroed shared memory may hold) is undefined.
 constexpr uint32_t kFillerMeta = 0x44444444u;
 
-template <int kBT_, int kKT_, int kStages_>
+template <int kBT_, int kKT_, int kStages_, int kCluster_>
 struct Tile {
   static constexpr int kBT = kBT_;  // tokens: the wgmma's N
+  static constexpr int kCluster = kCluster_;  // blocks sharing the x box (multicast)
   static constexpr int kKT = kKT_;  // layout tiles (64 k) per stage; K must be a multiple
   static constexpr int kStages = kStages_;
   static constexpr int kAcc = kBT / 2;  // f32 accumulators per consumer thread
   static_assert(kBT == 64 || kBT == 128 || kBT == 256, "the generated wgmma.sp shapes");
+  static_assert(kKT == 1, "a W box is one tile wide (256 words, the copy engine's limit)");
+  // Each block's share of the box is whole 8-row swizzle periods.
+  static_assert(kCluster >= 1 && kCluster <= 4 && kBT % (8 * kCluster) == 0, "x box split");
 };
 
 // Shared memory of one stage, 1024-byte aligned parts (the x swizzle's
@@ -102,7 +129,7 @@ __device__ __forceinline__ void consumer_sync() {
 
 template <typename T, typename Cfg>
 __global__ void __launch_bounds__(kThreads, 1)
-    sparse24_wgmma_kernel(const Sparse24Params p, const SplitK sk, const __grid_constant__ CUtensorMap x_map) {
+    sparse24_wgmma_kernel(const Sparse24Params p, const SplitK sk, const __grid_constant__ TensorMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = Smem<Cfg>;
   extern __shared__ __align__(1024) uint8_t smem_raw[];
@@ -111,55 +138,82 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint64_t* const empty = full + Cfg::kStages;
   int* const flag = reinterpret_cast<int*>(empty + Cfg::kStages);
 
-  // Output tile of this block (see the header: groups of kGroupW W tiles).
-  const int64_t tiles_w = (p.n + kBW - 1) / kBW;
+  // Output tile of this block (see the header): a cluster covers kCluster
+  // consecutive W tiles of one token tile, clusters go in groups of kGroupW
+  // W tiles by every token tile. Blocks past the last W row (N not a
+  // multiple of the cluster's rows) still fetch and multiply their share.
+  constexpr int kC = Cfg::kCluster;
+  constexpr int kGroup = kGroupW / kC;  // clusters' W tiles per group
+  const unsigned rank = kC > 1 ? tma::cluster_rank() : 0u;
+  const int64_t tiles_w = (p.n + kBW * kC - 1) / (kBW * kC);  // of the clusters
   const int64_t tiles_t = (p.m + Cfg::kBT - 1) / Cfg::kBT;
-  const int64_t tile = blockIdx.x;
-  const int64_t group = tile / (kGroupW * tiles_t), in_group = tile % (kGroupW * tiles_t);
-  const int64_t first_w = group * kGroupW;
-  const int64_t width = min(int64_t(kGroupW), tiles_w - first_w);
-  const int64_t w0 = (first_w + in_group % width) * kBW;  // first W row
-  const int64_t m0 = (in_group / width) * Cfg::kBT;        // first token
+  const int64_t tile = blockIdx.x;  // split-K's index of this block's output tile
+  const int64_t cluster = tile / kC;
+  const int64_t group = cluster / (kGroup * tiles_t), in_group = cluster % (kGroup * tiles_t);
+  const int64_t first_w = group * kGroup;
+  const int64_t width = min(int64_t(kGroup), tiles_w - first_w);
+  const int64_t w0 = ((first_w + in_group % width) * kC + rank) * kBW;  // first W row
+  const int64_t m0 = (in_group / width) * Cfg::kBT;                      // first token
   const int split = int(blockIdx.y);
   const int it0 = split * sk.iters_per_split;
   const int n_iters = min(sk.iters_per_split, sk.iters - it0);
-  const int64_t ktiles = p.k / kTileK;  // a multiple of kKT (the launcher checks)
   // Layout tile rows of this block inside W (N is a multiple of 16).
-  const int rows_valid = int(min(int64_t(kTilesW), (p.n - w0) / kTileRows));
+  const int rows_valid = int(max(int64_t(0), min(int64_t(kTilesW), (p.n - w0) / kTileRows)));
   const int tid = threadIdx.x;
 
   if (tid == 0) {
     for (int s = 0; s < Cfg::kStages; ++s) {
       tma::barrier_init(&full[s], 1);
-      tma::barrier_init(&empty[s], kConsumerThreads);
+      tma::barrier_init(&empty[s], kConsumerWarps * kC);
     }
     tma::fence_barrier_init();
   }
-  __syncthreads();
+  if constexpr (kC > 1)
+    tma::cluster_sync();  // every block's barriers exist before any copy lands in them
+  else
+    __syncthreads();
 
   if (tid < 128) {
     // Producer warpgroup: one thread issues every copy.
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
     if (tid != 0) return;
-    tma::prefetch_map(&x_map);
-    const uint8_t* const vals = static_cast<const uint8_t*>(p.values);
+    tma::prefetch_map(&maps.x);
+    tma::prefetch_map(&maps.values);
+    tma::prefetch_map(&maps.meta);
+    // Stage st's use u (iteration u * kStages + st) may start once the
+    // consumers (of the whole cluster) have released use u - 1.
+    auto wait_empty = [&](int st, int use) {
+      if constexpr (kC > 1)
+        tma::wait_cluster(&empty[st], (use + 1) & 1);
+      else
+        tma::wait(&empty[st], (use + 1) & 1);
+    };
+    constexpr int kXShareRows = Cfg::kBT / kC, kXShareBytes = kXShareRows * 128;
     for (int i = 0; i < n_iters; ++i) {
       const int st = i % Cfg::kStages;
-      if (i >= Cfg::kStages) tma::wait(&empty[st], ((i / Cfg::kStages) + 1) & 1);
+      if (i >= Cfg::kStages) wait_empty(st, i / Cfg::kStages);
       uint8_t* const stage = smem + st * S::kStageBytes;
       const int64_t kt0 = int64_t(it0 + i) * Cfg::kKT;
-      tma::arrive_expect_tx(&full[st],
-                            unsigned(Cfg::kKT * (S::kXAtomBytes + rows_valid * (kValTileBytes + kMetaTileBytes))));
-      for (int a = 0; a < Cfg::kKT; ++a)
-        tma::load_2d(stage + S::kX + a * S::kXAtomBytes, &x_map, int((kt0 + a) * kTileK), int(m0), &full[st]);
-      for (int r = 0; r < rows_valid; ++r) {
-        const int64_t first_tile = (w0 / kTileRows + r) * ktiles + kt0;
-        tma::bulk_load(stage + S::kVal + r * Cfg::kKT * kValTileBytes, vals + first_tile * kValTileBytes,
-                       unsigned(Cfg::kKT * kValTileBytes), &full[st]);
-        tma::bulk_load(stage + S::kMeta + r * Cfg::kKT * kMetaTileBytes, p.meta + first_tile * kMetaTileBytes,
-                       unsigned(Cfg::kKT * kMetaTileBytes), &full[st]);
+      // The whole x box arrives (kC shares, one from each block), and this
+      // block's W boxes (rows past N arrive as zeros, and count).
+      tma::arrive_expect_tx(&full[st], unsigned(Cfg::kKT * (S::kXAtomBytes + kTilesW * (kValTileBytes + kMetaTileBytes))));
+      for (int a = 0; a < Cfg::kKT; ++a) {
+        uint8_t* const atom = stage + S::kX + a * S::kXAtomBytes;
+        const int k = int((kt0 + a) * kTileK);
+        if constexpr (kC > 1)
+          tma::load_2d_multicast(atom + rank * kXShareBytes, &maps.x, k, int(m0 + rank * kXShareRows), &full[st],
+                                 uint16_t((1u << kC) - 1));
+        else
+          tma::load_2d(atom, &maps.x, k, int(m0), &full[st]);
       }
+      const int row_tile = int(w0 / kTileRows);
+      tma::load_2d(stage + S::kVal, &maps.values, int(kt0 * (kValTileBytes / 4)), row_tile, &full[st]);
+      tma::load_2d(stage + S::kMeta, &maps.meta, int(kt0 * (kMetaTileBytes / 4)), row_tile, &full[st]);
     }
+    // Stay until the cluster has released every stage this block filled:
+    // other blocks arrive on its barriers until then.
+    if constexpr (kC > 1)
+      for (int i = max(0, n_iters - Cfg::kStages); i < n_iters; ++i) wait_empty(i % Cfg::kStages, i / Cfg::kStages + 1);
     return;
   }
 
@@ -211,6 +265,17 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   };
 
+  // One arrival per consumer warp on stage st's "empty" barrier in every
+  // block of the cluster (the warp's wgmmas that read it have retired).
+  auto release = [&](int st) {
+    __syncwarp();
+    if constexpr (kC > 1) {
+      if (lane < kC) tma::arrive_cluster(&empty[st], unsigned(lane));
+    } else {
+      if (lane == 0) tma::arrive(&empty[st]);
+    }
+  };
+
   // Stage i's wgmmas run while stage i + 1's fragments load; fragments
   // alternate between two register sets because an in-flight wgmma still
   // reads the other one. Stage i - 1 is released once wait_group<1> has
@@ -233,7 +298,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     wgmma::commit_group();
     wgmma::wait_group<1>();
     fence_frag(prev);
-    if (i > 0) tma::arrive(&empty[(i - 1) % Cfg::kStages]);
+    if (i > 0) release((i - 1) % Cfg::kStages);
   };
   for (int i = 0; i < n_iters; i += 2) {
     step(i, frag0, frag1);
@@ -241,7 +306,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   wgmma::wait_group<0>();
   wgmma::fence_operands(acc);
+  if (n_iters > 0) release((n_iters - 1) % Cfg::kStages);  // the producers' exit waits for it
 
+  if (rows_valid == 0) return;  // a block past the last W row (whole block: no split-K barrier waits)
   if (sk.splits > 1) {
     float4* const tile_partials = sk.partials + tile * sk.splits * (Cfg::kAcc / 4) * kConsumerThreads;
     if (!wo_mma::sum_split_partials<Cfg::kAcc, kConsumerThreads>(
