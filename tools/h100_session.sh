@@ -124,9 +124,15 @@ for step in $steps; do
       echo "memcheck exit $?"; grep -E "ERROR SUMMARY|passed|failed" "$OUT/memcheck_s24.log" | tail -3 ;;
     s24-sweep)
       # Every 2:4 path and wgmma token tile at M = 16..4096 (tools/sparse24_sweep.py).
+      # S24_SWEEP_ARGS2, if set, runs a second sweep (other M, other configs).
       timeout "${SWEEP_TIMEOUT:-300}" python3 tools/sparse24_sweep.py --out "$OUT/s24_sweep.md" ${S24_SWEEP_ARGS:-} \
         > "$OUT/s24_sweep.log" 2>&1
-      echo "sweep exit $?"; grep -E "^\|" "$OUT/s24_sweep.log" | tail -30; grep -v "^|" "$OUT/s24_sweep.log" | tail -5 ;;
+      echo "sweep exit $?"; grep -E "^\|" "$OUT/s24_sweep.log" | tail -30; grep -v "^|" "$OUT/s24_sweep.log" | tail -5
+      if [ -n "${S24_SWEEP_ARGS2:-}" ]; then
+        timeout "${SWEEP_TIMEOUT:-300}" python3 tools/sparse24_sweep.py --out "$OUT/s24_sweep2.md" $S24_SWEEP_ARGS2 \
+          > "$OUT/s24_sweep2.log" 2>&1
+        echo "sweep2 exit $?"; grep -E "^\|" "$OUT/s24_sweep2.log" | tail -30
+      fi ;;
     wgmma-sweep)
       # Every path and wgmma tile at M = 16..4096 (tools/wo_gemm_sweep.py).
       for bits in 4 8; do

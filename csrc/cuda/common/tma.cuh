@@ -70,25 +70,15 @@ __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
 
-// Arrives on the barrier at `bar`'s offset in block `rank` of the cluster,
-// releasing this thread's prior reads and writes at cluster scope.
+// Arrives on the barrier at `bar`'s offset in block `rank` of the cluster.
+// No release fence: callers signal that their wgmmas have finished reading a
+// stage (retired by wgmma.wait_group), which orders those reads already; a
+// .release.cluster arrival stalled every consumer warp on a MEMBAR (bench/NOTES.md).
 __device__ __forceinline__ void arrive_cluster(uint64_t* bar, unsigned rank) {
   asm volatile(
       "{\n.reg .b32 remote;\nmapa.shared::cluster.u32 remote, %0, %1;\n"
-      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(ptx::smem_u32(bar)),
+      "mbarrier.arrive.shared::cluster.b64 _, [remote];\n}\n" ::"r"(ptx::smem_u32(bar)),
       "r"(rank)
-      : "memory");
-}
-
-// wait() with cluster-scope acquire: what the arrivals of other blocks'
-// threads released (their reads of this block's stage) happens before what
-// the caller does next (overwrite it).
-__device__ __forceinline__ void wait_cluster(uint64_t* bar, unsigned parity) {
-  asm volatile(
-      "{\n.reg .pred done;\nWAIT_%=:\n"
-      "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT_%=;\n}\n" ::"r"(ptx::smem_u32(bar)),
-      "r"(parity)
       : "memory");
 }
 

@@ -36,6 +36,15 @@ using TileT128 = Tile<128, 1, 8, kCluster>;
 template <int kCluster>
 using TileT256 = Tile<256, 1, 5, kCluster>;
 
+// Relative time of one pipeline stage (64 k) of one block, per tile shape:
+// measured at M = 4096 on H100, where every block runs ~28-109 rounds and
+// rounding the last one matters little (bench/results/s24_wgmma_sweep_h100_run2.md,
+// run3.md: 8192 x 28672, per round of resident blocks). A cluster's blocks
+// share x, so a stage costs less of the L2's bandwidth.
+template <typename Cfg>
+constexpr double kStageCost = Cfg::kBT == 64 ? 0.41 : Cfg::kBT == 128 ? 0.60 : Cfg::kCluster == 1 ? 1.0
+                                                                       : Cfg::kCluster == 2 ? 0.971 : 0.927;
+
 template <typename T, typename Cfg>
 struct WgmmaKernel {
   static constexpr size_t kSmemBytes = s24_wgmma::Smem<Cfg>::kBytes;
@@ -104,6 +113,20 @@ struct WgmmaKernel {
 
   static bool applies(const Sparse24Params& p) { return slots() > 0 && p.k % (Cfg::kKT * s24::kTileK) == 0; }
 
+  // Estimated time of the launch: rounds of resident clusters times the
+  // stages each block runs (plus the split-K reduction's share) times the
+  // cost of a stage. How full the last round is, is what picks between
+  // tiles and cluster sizes at a given M (a 4-block cluster is the fastest
+  // per stage, but fewer of them are resident: 8192^2 at M = 1024 took 3
+  // rounds against 2 for single blocks).
+  static double estimated_cost(const Sparse24Params& p) {
+    const s24::Plan pl = plan(p);
+    const int64_t clusters = pl.tiles_w / kC * pl.tiles_t * pl.splits;
+    const int64_t rounds = s24::ceil_div(clusters, std::max<int64_t>(1, slots() / kC));
+    const int stages = pl.iters_per_split + (pl.splits > 1 ? s24::kReduceCostIters : 0);
+    return double(rounds) * stages * kStageCost<Cfg>;
+  }
+
   // The copy engine's views: x, each block fetching (and multicasting) 1/kC
   // of the box; the values and metadata as rows of layout tiles (N / 16
   // rows of K / 64 tiles, 32-bit words).
@@ -139,33 +162,50 @@ struct WgmmaKernel {
   }
 };
 
-// Tokens per tile and blocks per cluster for M. SLIMOPS_S24_WGMMA_BT (64,
-// 128 or 256) and SLIMOPS_S24_WGMMA_CLUSTER (1, 2 or 4) force them, for tile
-// sweeps (read per call).
+// Tokens per tile and blocks per cluster: the kernel instances.
 struct TileChoice {
   int tokens, cluster;
 };
+constexpr TileChoice kTiles[] = {{64, 1}, {128, 1}, {256, 1}, {256, 2}, {256, 4}};
 
-TileChoice choose_tile(int64_t m) {
-  const char* bt = std::getenv("SLIMOPS_S24_WGMMA_BT");
-  const char* cl = std::getenv("SLIMOPS_S24_WGMMA_CLUSTER");
-  TileChoice c{m <= 64 ? 64 : m <= 128 ? 128 : 256, 1};
-  const int forced_bt = bt ? std::atoi(bt) : 0, forced_cl = cl ? std::atoi(cl) : 0;
-  if (forced_bt == 64 || forced_bt == 128 || forced_bt == 256) c.tokens = forced_bt;
-  if (forced_cl == 1 || forced_cl == 2 || forced_cl == 4) c.cluster = forced_cl;
-  return c;
+template <typename T, typename Fn>
+auto with_tile(TileChoice c, Fn&& fn) {
+  if (c.tokens == 64) return fn(WgmmaKernel<T, TileT64<1>>{});
+  if (c.tokens == 128) return fn(WgmmaKernel<T, TileT128<1>>{});
+  if (c.cluster == 1) return fn(WgmmaKernel<T, TileT256<1>>{});
+  return c.cluster == 2 ? fn(WgmmaKernel<T, TileT256<2>>{}) : fn(WgmmaKernel<T, TileT256<4>>{});
 }
 
-// dtype x token tile x cluster: 14 instances (4-block clusters with 256 tokens only).
+// The instance with the least estimated time (WgmmaKernel::estimated_cost).
+// SLIMOPS_S24_WGMMA_BT (64, 128 or 256) and SLIMOPS_S24_WGMMA_CLUSTER (1, 2
+// or 4; 256 tokens only) force one, for tile sweeps (read per call).
+template <typename T>
+TileChoice choose_tile(const Sparse24Params& p) {
+  const char* bt = std::getenv("SLIMOPS_S24_WGMMA_BT");
+  if (bt != nullptr && *bt != 0) {
+    const char* cl = std::getenv("SLIMOPS_S24_WGMMA_CLUSTER");
+    const int tokens = std::atoi(bt), cluster = cl ? std::atoi(cl) : 1;
+    for (const TileChoice c : kTiles)
+      if (c.tokens == tokens && c.cluster == cluster) return c;
+  }
+  TileChoice best = kTiles[0];
+  double best_cost = 0;
+  for (const TileChoice c : kTiles) {
+    const double cost = with_tile<T>(c, [&](auto kernel) {
+      using K = decltype(kernel);
+      return K::applies(p) ? K::estimated_cost(p) : -1.0;
+    });
+    if (cost >= 0 && (best_cost == 0 || cost < best_cost)) best = c, best_cost = cost;
+  }
+  return best;
+}
+
+// dtype x tile: 10 instances.
 template <typename Fn>
 auto dispatch(const Sparse24Params& p, Fn&& fn) {
   return BOOL_SWITCH(p.dtype == DType::kBFloat16, kBf16, [&] {
     using T = std::conditional_t<kBf16, __nv_bfloat16, __half>;
-    const TileChoice c = choose_tile(p.m);
-    if (c.tokens == 64) return c.cluster == 1 ? fn(WgmmaKernel<T, TileT64<1>>{}) : fn(WgmmaKernel<T, TileT64<2>>{});
-    if (c.tokens == 128) return c.cluster == 1 ? fn(WgmmaKernel<T, TileT128<1>>{}) : fn(WgmmaKernel<T, TileT128<2>>{});
-    if (c.cluster == 1) return fn(WgmmaKernel<T, TileT256<1>>{});
-    return c.cluster == 2 ? fn(WgmmaKernel<T, TileT256<2>>{}) : fn(WgmmaKernel<T, TileT256<4>>{});
+    return with_tile<T>(choose_tile<T>(p), fn);
   });
 }
 

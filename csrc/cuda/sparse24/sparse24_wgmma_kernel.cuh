@@ -79,8 +79,8 @@ constexpr int kValTileBytes = 1024;  // a 16 x 64 tile's 16-bit kept values
 constexpr int kMetaTileBytes = 128;
 constexpr int kGroupW = 16;  // W tiles per raster group
 // Registers per thread after the split (setmaxnreg): the producer needs few.
-constexpr int kProducerRegs = 40;
-constexpr int kConsumerRegs = 232;
+constexpr int kProducerRegs = 56;
+constexpr int kConsumerRegs = 224;
 static_assert(kProducerRegs * 128 + kConsumerRegs * kConsumerThreads <= 65536, "register file");
 
 // The copy engine's views of the operands, built by the launcher.
@@ -182,12 +182,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     tma::prefetch_map(&maps.meta);
     // Stage st's use u (iteration u * kStages + st) may start once the
     // consumers (of the whole cluster) have released use u - 1.
-    auto wait_empty = [&](int st, int use) {
-      if constexpr (kC > 1)
-        tma::wait_cluster(&empty[st], (use + 1) & 1);
-      else
-        tma::wait(&empty[st], (use + 1) & 1);
-    };
+    auto wait_empty = [&](int st, int use) { tma::wait(&empty[st], (use + 1) & 1); };
     constexpr int kXShareRows = Cfg::kBT / kC, kXShareBytes = kXShareRows * 128;
     for (int i = 0; i < n_iters; ++i) {
       const int st = i % Cfg::kStages;
