@@ -36,15 +36,6 @@ using TileT128 = Tile<128, 1, 8, kCluster>;
 template <int kCluster>
 using TileT256 = Tile<256, 1, 5, kCluster>;
 
-// Relative time of one pipeline stage (64 k) of one block, per tile shape:
-// measured at M = 4096 on H100, where every block runs ~28-109 rounds and
-// rounding the last one matters little (bench/results/s24_wgmma_sweep_h100_run2.md,
-// run3.md: 8192 x 28672, per round of resident blocks). A cluster's blocks
-// share x, so a stage costs less of the L2's bandwidth.
-template <typename Cfg>
-constexpr double kStageCost = Cfg::kBT == 64 ? 0.41 : Cfg::kBT == 128 ? 0.60 : Cfg::kCluster == 1 ? 1.0
-                                                                       : Cfg::kCluster == 2 ? 0.971 : 0.927;
-
 template <typename T, typename Cfg>
 struct WgmmaKernel {
   static constexpr size_t kSmemBytes = s24_wgmma::Smem<Cfg>::kBytes;
@@ -113,20 +104,6 @@ struct WgmmaKernel {
 
   static bool applies(const Sparse24Params& p) { return slots() > 0 && p.k % (Cfg::kKT * s24::kTileK) == 0; }
 
-  // Estimated time of the launch: rounds of resident clusters times the
-  // stages each block runs (plus the split-K reduction's share) times the
-  // cost of a stage. How full the last round is, is what picks between
-  // tiles and cluster sizes at a given M (a 4-block cluster is the fastest
-  // per stage, but fewer of them are resident: 8192^2 at M = 1024 took 3
-  // rounds against 2 for single blocks).
-  static double estimated_cost(const Sparse24Params& p) {
-    const s24::Plan pl = plan(p);
-    const int64_t clusters = pl.tiles_w / kC * pl.tiles_t * pl.splits;
-    const int64_t rounds = s24::ceil_div(clusters, std::max<int64_t>(1, slots() / kC));
-    const int stages = pl.iters_per_split + (pl.splits > 1 ? s24::kReduceCostIters : 0);
-    return double(rounds) * stages * kStageCost<Cfg>;
-  }
-
   // The copy engine's views: x, each block fetching (and multicasting) 1/kC
   // of the box; the values and metadata as rows of layout tiles (N / 16
   // rows of K / 64 tiles, 32-bit words).
@@ -176,11 +153,16 @@ auto with_tile(TileChoice c, Fn&& fn) {
   return c.cluster == 2 ? fn(WgmmaKernel<T, TileT256<2>>{}) : fn(WgmmaKernel<T, TileT256<4>>{});
 }
 
-// The instance with the least estimated time (WgmmaKernel::estimated_cost).
-// SLIMOPS_S24_WGMMA_BT (64, 128 or 256) and SLIMOPS_S24_WGMMA_CLUSTER (1, 2
-// or 4; 256 tokens only) force one, for tile sweeps (read per call).
-template <typename T>
-TileChoice choose_tile(const Sparse24Params& p) {
+// The tile for M, measured on H100: per M, the tile with the best geometric
+// mean speedup over the three benchmark shapes (bench/results/s24_wgmma_sweep_h100_run{3,4}.md).
+// Which one wins at a shape is mostly how full the last round of resident
+// blocks is, and 4-block clusters are fewer (~30 resident): they win where
+// the grid fills its rounds (M = 256: 0.98-1.45x against 0.92-1.26x for
+// single blocks; M = 4096: 1.22-1.36x against 1.17-1.24x) and lose by up
+// to 2x where it does not (M = 512 on 8192^2). SLIMOPS_S24_WGMMA_BT (64, 128
+// or 256) and SLIMOPS_S24_WGMMA_CLUSTER (1, 2 or 4; 256 tokens only) force a
+// tile, for sweeps (read per call).
+TileChoice choose_tile(int64_t m) {
   const char* bt = std::getenv("SLIMOPS_S24_WGMMA_BT");
   if (bt != nullptr && *bt != 0) {
     const char* cl = std::getenv("SLIMOPS_S24_WGMMA_CLUSTER");
@@ -188,16 +170,12 @@ TileChoice choose_tile(const Sparse24Params& p) {
     for (const TileChoice c : kTiles)
       if (c.tokens == tokens && c.cluster == cluster) return c;
   }
-  TileChoice best = kTiles[0];
-  double best_cost = 0;
-  for (const TileChoice c : kTiles) {
-    const double cost = with_tile<T>(c, [&](auto kernel) {
-      using K = decltype(kernel);
-      return K::applies(p) ? K::estimated_cost(p) : -1.0;
-    });
-    if (cost >= 0 && (best_cost == 0 || cost < best_cost)) best = c, best_cost = cost;
-  }
-  return best;
+  if (m <= 64) return {64, 1};
+  if (m <= 128) return {128, 1};
+  if (m <= 384) return {256, 4};
+  if (m <= 1536) return {128, 1};
+  if (m <= 3072) return {256, 2};
+  return {256, 4};
 }
 
 // dtype x tile: 10 instances.
@@ -205,7 +183,7 @@ template <typename Fn>
 auto dispatch(const Sparse24Params& p, Fn&& fn) {
   return BOOL_SWITCH(p.dtype == DType::kBFloat16, kBf16, [&] {
     using T = std::conditional_t<kBf16, __nv_bfloat16, __half>;
-    return with_tile<T>(choose_tile<T>(p), fn);
+    return with_tile<T>(choose_tile(p.m), fn);
   });
 }
 
