@@ -243,6 +243,28 @@ def test_cuda_wgmma_strided_and_batched_x(gen, monkeypatch):
 
 
 @requires_cuda
+@pytest.mark.parametrize("path", ["mma", "wgmma"])
+def test_cuda_split_k_counters_stay_zeroed_per_stream(path, gen, monkeypatch):
+    """Split-K launches count their splits on counters each stream keeps
+    zeroed (no memset per launch; the last split resets its tile's): calls
+    alternating between streams and paths all sum every split."""
+    if path == "wgmma" and torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the wgmma kernel needs a compute capability 9.x GPU")
+    monkeypatch.setenv("SLIMOPS_CUDA_WO_GEMM", path)
+    prob = Problem(4, 4096, 520, 128, gen, "cuda")
+    x = randn_with_outliers(40, 4096, dtype=torch.bfloat16, generator=gen).cuda()
+    want = check(prob, x)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    outs = []
+    for i in range(6):
+        with torch.cuda.stream(side if i % 2 else torch.cuda.current_stream()):
+            outs.append(prob.run(x))
+    torch.cuda.synchronize()
+    assert all(torch.equal(o, want) for o in outs)
+
+
+@requires_cuda
 def test_cuda_forced_path_that_does_not_apply_is_an_error(gen, monkeypatch):
     monkeypatch.setenv("SLIMOPS_CUDA_WO_GEMM", "wgmma")
     prob = Problem(8, 96, 37, 32, gen, "cuda")  # K % 64 != 0: the wgmma kernel does not apply

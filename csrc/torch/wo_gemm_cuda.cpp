@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "../cuda/wo_gemm/wo_gemm_launcher.h"
+#include "split_k_counters.h"
 #include "wo_gemm_args.h"
 #include "wo_gemm_lowrank.h"
 
@@ -114,17 +115,19 @@ at::Tensor wo_gemm_cuda(const at::Tensor& x, const at::Tensor& qweight, const at
     const bool wgmma = path == Path::kWgmma;
     at::Tensor out = at::empty({s.m, s.n}, x.options());
     p.out = out.data_ptr();
-    // Split-K partials and arrival counters; the launcher initialises what
-    // it needs, and the caching allocator keeps the bytes ours until the
-    // kernel has run (stream order).
+    // Split-K partials (the caching allocator keeps the bytes ours until the
+    // kernel has run, in stream order) and arrival counters: the stream's
+    // zeroed ones, or the workspace's, which the launcher zeroes.
     const size_t ws_bytes = wgmma ? cuda::wo_gemm_wgmma_workspace_bytes(p) : cuda::wo_gemm_mma_workspace_bytes(p);
     at::Tensor ws;
     if (ws_bytes > 0) ws = at::empty({static_cast<int64_t>(ws_bytes)}, x.options().dtype(at::kByte));
     void* const ws_ptr = ws_bytes > 0 ? ws.data_ptr() : nullptr;
+    const cuda::SplitKCounters counters =
+        ws_bytes > 0 ? zeroed_split_k_counters(x.device(), stream) : cuda::SplitKCounters{};
     if (wgmma)
-      check_launch(cuda::wo_gemm_wgmma_cuda(p, ws_ptr, stream), "Hopper wgmma wo_gemm");
+      check_launch(cuda::wo_gemm_wgmma_cuda(p, ws_ptr, stream, counters), "Hopper wgmma wo_gemm");
     else
-      check_launch(cuda::wo_gemm_mma_cuda(p, ws_ptr, stream), "tensor-core wo_gemm");
+      check_launch(cuda::wo_gemm_mma_cuda(p, ws_ptr, stream, counters), "tensor-core wo_gemm");
     return out.view(s.out_sizes);
   }
   if (path == Path::kDense) {

@@ -63,14 +63,19 @@ __device__ __forceinline__ bool sum_split_partials(float4* tile_partials, int sp
   return true;
 }
 
-// The weight-only GEMMs' split-K: counters zeroed before the launch, one
-// atomic add per arrival.
+// The weight-only GEMMs' split-K: counters zero when the launch starts, one
+// atomic add per arrival; the last arrival puts the counter back to 0, so a
+// caller's counters stay zeroed for its next launch (SplitKCounters in
+// wo_gemm_launcher.h).
 template <int kFloats, int kThreads, typename Sync>
 __device__ __forceinline__ bool reduce_split_k(const SplitK& sk, int64_t tile, int split, int tid,
                                                float (&acc)[kFloats], int* flag, Sync&& sync) {
   return sum_split_partials<kFloats, kThreads>(
-      sk.partials + tile * sk.splits * (kFloats / 4) * kThreads, sk.splits, split, tid, acc, flag, sync,
-      [&] { return mma::atomic_add_acq_rel(sk.counters + tile, 1) == sk.splits - 1; });
+      sk.partials + tile * sk.splits * (kFloats / 4) * kThreads, sk.splits, split, tid, acc, flag, sync, [&] {
+        const bool last = mma::atomic_add_acq_rel(sk.counters + tile, 1) == sk.splits - 1;
+        if (last) sk.counters[tile] = 0;  // every split has arrived: nobody else touches it in this launch
+        return last;
+      });
 }
 
 }  // namespace slimops::cuda::wo_mma

@@ -23,6 +23,17 @@ namespace slimops::cuda {
 // caller to read with cudaGetLastError.
 Status wo_gemm_cuda(const WoGemmParams& p, cudaStream_t stream);
 
+// Split-K arrival counters the caller keeps zeroed: `count` ints that are 0
+// when a launch starts and that the launch leaves 0 (the last block of each
+// output tile resets its counter). With them a split-K launch needs no memset
+// of its workspace's counters first, which is a second launch (~2 us at small
+// M). A caller keeps one such buffer per stream (kernels on a stream run in
+// order); {} or too few counters: the launcher zeroes its own.
+struct SplitKCounters {
+  int* zeroed = nullptr;
+  size_t count = 0;
+};
+
 enum class WoGemmPlan : int {
   kFused = 0,             // wo_gemm_cuda
   kDequantThenDense = 1,  // dequantize_cuda into [n, k] x_dtype, then a dense GEMM
@@ -46,17 +57,17 @@ bool wo_gemm_mma_applies(const WoGemmParams& p);
 // used by anything else until the launch has finished (stream order), and p
 // must be the same in both calls.
 size_t wo_gemm_mma_workspace_bytes(const WoGemmParams& p);
-Status wo_gemm_mma_cuda(const WoGemmParams& p, void* workspace, cudaStream_t stream);
+Status wo_gemm_mma_cuda(const WoGemmParams& p, void* workspace, cudaStream_t stream, SplitKCounters counters = {});
 
 // The Hopper kernel (wo_gemm_wgmma.cu): wgmma with dequantised weights in
 // registers, for medium and large M. Applies on compute capability 9.x to
 // fp16/bf16 x, any M and N, K % 64 == 0, K % group_size == 0, group_size a
 // multiple of 16, x and qweight 16-byte aligned, x_row_stride a multiple of 8
-// elements; elsewhere wo_gemm_wgmma_cuda returns kUnsupported. Workspace as
-// for wo_gemm_mma_cuda.
+// elements; elsewhere wo_gemm_wgmma_cuda returns kUnsupported. Workspace and
+// counters as for wo_gemm_mma_cuda.
 bool wo_gemm_wgmma_applies(const WoGemmParams& p);
 size_t wo_gemm_wgmma_workspace_bytes(const WoGemmParams& p);
-Status wo_gemm_wgmma_cuda(const WoGemmParams& p, void* workspace, cudaStream_t stream);
+Status wo_gemm_wgmma_cuda(const WoGemmParams& p, void* workspace, cudaStream_t stream, SplitKCounters counters = {});
 
 // The tensor-core kernel with a low-rank correction in its epilogue
 // (lowrank_correction.cuh): out = x dequant(Wq)^T + (x b^T) a^T + bias in one

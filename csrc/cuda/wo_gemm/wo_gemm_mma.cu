@@ -66,7 +66,8 @@ struct MmaKernel {
     return pl.tiles_m == 1 && pl.tiles_m * pl.tiles_n * (pl.splits + 1) <= capacity().slots;
   }
 
-  static Status launch(const WoGemmParams& p, const LowRankCorrection& lrc, void* workspace, cudaStream_t stream) {
+  static Status launch(const WoGemmParams& p, const LowRankCorrection& lrc, void* workspace, cudaStream_t stream,
+                       SplitKCounters counters) {
     const Plan pl = plan(p, kLowRank ? lrc.rank : 0);
     const int partials = pl.splits + (kLowRank ? 1 : 0);
     SplitK sk{pl.iters, pl.iters_per_split, partials, nullptr, nullptr};
@@ -84,8 +85,13 @@ struct MmaKernel {
                                    reinterpret_cast<float*>(ws + pl.counter_bytes + 256),
                                    reinterpret_cast<int*>(ws + pl.counter_bytes)};
       }
-      // The workspace comes uninitialised: counters and t start at 0.
-      const size_t zeroed = pl.counter_bytes + pl.lowrank_bytes;
+      // The workspace comes uninitialised: counters and t start at 0. The
+      // caller's zeroed counters, where it has enough, spare the memset of
+      // the counters (t is the low-rank kernels' alone).
+      const int64_t tiles = pl.tiles_m * pl.tiles_n;
+      const bool callers_counters = !kLowRank && counters.zeroed != nullptr && size_t(tiles) <= counters.count;
+      if (callers_counters) sk.counters = counters.zeroed;
+      const size_t zeroed = callers_counters ? 0 : pl.counter_bytes + pl.lowrank_bytes;
       if (zeroed > 0 && cudaMemsetAsync(workspace, 0, zeroed, stream) != cudaSuccess) return Status::kCudaError;
     }
     const dim3 grid(unsigned(pl.tiles_m), unsigned(pl.tiles_n), unsigned(partials));
@@ -143,11 +149,11 @@ size_t wo_gemm_mma_workspace_bytes(const WoGemmParams& p) {
   return dispatch<false>(p, [&](auto kernel) { return decltype(kernel)::plan(p, 0).workspace_bytes; });
 }
 
-Status wo_gemm_mma_cuda(const WoGemmParams& p, void* workspace, cudaStream_t stream) {
+Status wo_gemm_mma_cuda(const WoGemmParams& p, void* workspace, cudaStream_t stream, SplitKCounters counters) {
   if (!wo_gemm_mma_applies(p)) return Status::kUnsupported;
   if (p.out == nullptr) return Status::kInvalidArgument;
   return dispatch<false>(
-      p, [&](auto kernel) { return decltype(kernel)::launch(p, LowRankCorrection{}, workspace, stream); });
+      p, [&](auto kernel) { return decltype(kernel)::launch(p, LowRankCorrection{}, workspace, stream, counters); });
 }
 
 bool wo_gemm_mma_lowrank_applies(const WoGemmParams& p, const LowRankCorrection& lr) {
@@ -168,7 +174,7 @@ Status wo_gemm_mma_lowrank_cuda(const WoGemmParams& p, const LowRankCorrection& 
                                 cudaStream_t stream) {
   if (!wo_gemm_mma_lowrank_applies(p, lr)) return Status::kUnsupported;
   if (p.out == nullptr) return Status::kInvalidArgument;
-  return dispatch<true>(p, [&](auto kernel) { return decltype(kernel)::launch(p, lr, workspace, stream); });
+  return dispatch<true>(p, [&](auto kernel) { return decltype(kernel)::launch(p, lr, workspace, stream, {}); });
 }
 
 }  // namespace slimops::cuda

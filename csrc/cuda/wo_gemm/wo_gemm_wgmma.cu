@@ -82,7 +82,7 @@ struct WgmmaKernel {
     return split_k_plan::make_plan(p, 0, Cfg::kBM, wo_wgmma::kBN, Cfg::kStageK, c.sms, c.slots);
   }
 
-  static Status launch(const WoGemmParams& p, void* workspace, cudaStream_t stream) {
+  static Status launch(const WoGemmParams& p, void* workspace, cudaStream_t stream, SplitKCounters counters) {
     TensorMaps maps;
     if (!make_maps<Cfg, kBits>(p, maps)) return Status::kUnsupported;
     const Plan pl = plan(p);
@@ -90,9 +90,13 @@ struct WgmmaKernel {
     if (pl.workspace_bytes > 0) {
       if (workspace == nullptr || (reinterpret_cast<uintptr_t>(workspace) & 15u) != 0) return Status::kInvalidArgument;
       auto* ws = static_cast<uint8_t*>(workspace);
-      sk.counters = reinterpret_cast<int*>(ws);
       sk.partials = reinterpret_cast<float4*>(ws + pl.counter_bytes);
-      if (cudaMemsetAsync(workspace, 0, pl.counter_bytes, stream) != cudaSuccess) return Status::kCudaError;
+      if (counters.zeroed != nullptr && size_t(pl.tiles_m * pl.tiles_n) <= counters.count) {
+        sk.counters = counters.zeroed;  // the caller's, zero and left zero: no memset
+      } else {
+        sk.counters = reinterpret_cast<int*>(ws);
+        if (cudaMemsetAsync(workspace, 0, pl.counter_bytes, stream) != cudaSuccess) return Status::kCudaError;
+      }
     }
     const dim3 grid(unsigned(pl.tiles_m), unsigned(pl.tiles_n), unsigned(pl.splits));
     wo_gemm_wgmma_kernel<T, kBits, Cfg, kZeros><<<grid, wo_wgmma::kThreads, kSmemBytes, stream>>>(p, sk, maps);
@@ -159,10 +163,10 @@ size_t wo_gemm_wgmma_workspace_bytes(const WoGemmParams& p) {
   return dispatch(p, [&](auto kernel) { return decltype(kernel)::plan(p).workspace_bytes; });
 }
 
-Status wo_gemm_wgmma_cuda(const WoGemmParams& p, void* workspace, cudaStream_t stream) {
+Status wo_gemm_wgmma_cuda(const WoGemmParams& p, void* workspace, cudaStream_t stream, SplitKCounters counters) {
   if (!wo_gemm_wgmma_applies(p)) return Status::kUnsupported;
   if (p.out == nullptr) return Status::kInvalidArgument;
-  return dispatch(p, [&](auto kernel) { return decltype(kernel)::launch(p, workspace, stream); });
+  return dispatch(p, [&](auto kernel) { return decltype(kernel)::launch(p, workspace, stream, counters); });
 }
 
 }  // namespace slimops::cuda
