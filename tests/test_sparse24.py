@@ -145,6 +145,35 @@ def test_cuda_wgmma_tiles_tails_and_split_k(k, n, m, tile, cluster, dtype, gen, 
     assert torch.equal(slimops.sparse24_gemm(x, **kw), out)  # split-K sums in a fixed order
 
 
+# int4 kept values on the Hopper kernel: groups of 64 or 128 (a multiple of 4
+# per row, the copy engine's boxes of scales), with and without fractional
+# zero points.
+WGMMA_INT4_SHAPES = [(256, 16), (4096, 528), (1024, 1040), (512, 208)]
+
+
+@requires_hopper
+@pytest.mark.parametrize("k,n", WGMMA_INT4_SHAPES)
+@pytest.mark.parametrize("m", [1, 65, 300, 1030])
+@pytest.mark.parametrize("tile,cluster", WGMMA_TILES)
+@pytest.mark.parametrize("gs,symmetric", [(64, True), (128, False)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cuda_wgmma_int4(k, n, m, tile, cluster, gs, symmetric, dtype, gen, monkeypatch):
+    monkeypatch.setenv("SLIMOPS_CUDA_SPARSE24", "wgmma")
+    if tile is not None:
+        monkeypatch.setenv("SLIMOPS_S24_WGMMA_BT", tile)
+        monkeypatch.setenv("SLIMOPS_S24_WGMMA_CLUSTER", cluster)
+    c = sparse24.compress(pruned_weight(n, k, gen, dtype))
+    q, scales, zeros = sparse24.quantize_kept_int4(c.values, gs, symmetric=symmetric)
+    if zeros is not None:
+        zeros = zeros + 0.375  # non-integral zero points, as imported checkpoints carry
+    values, meta = sparse24_cuda.to_cuda_layout(q, c.meta, 4)
+    kw = dict(values=values.cuda(), meta=meta.cuda(), scales=scales.cuda(), zeros=None if zeros is None else zeros.cuda(),
+              bias=randn_with_outliers(n, generator=gen).cuda(), bits=4, group_size=gs, layout=1)
+    x = randn_with_outliers(m, k, dtype=dtype, generator=gen).cuda()
+    out = slimops.sparse24_gemm(x, **kw)
+    assert rel_error(out, reference.sparse24_gemm(x, **kw)) < TOL[dtype]
+
+
 @requires_hopper
 def test_cuda_wgmma_strided_and_batched_x(gen, monkeypatch):
     monkeypatch.setenv("SLIMOPS_CUDA_SPARSE24", "wgmma")
@@ -158,7 +187,7 @@ def test_cuda_wgmma_strided_and_batched_x(gen, monkeypatch):
 @requires_cuda
 def test_cuda_forced_path_that_does_not_apply_is_an_error(gen, monkeypatch):
     x, kw = op_inputs(128, 32, 70, torch.bfloat16, 4, gen, device="cuda")
-    monkeypatch.setenv("SLIMOPS_CUDA_SPARSE24", "wgmma")  # int4 values: the wgmma kernel does not apply
+    monkeypatch.setenv("SLIMOPS_CUDA_SPARSE24", "wgmma")  # int4, 2 groups a row: the wgmma kernel does not apply
     with pytest.raises(RuntimeError, match="does not apply"):
         slimops.sparse24_gemm(x, **kw)
     monkeypatch.setenv("SLIMOPS_CUDA_SPARSE24", "fastest")

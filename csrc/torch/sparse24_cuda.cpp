@@ -41,7 +41,8 @@ Path choose_path(const Sparse24Params& p) {
     TORCH_CHECK(std::strcmp(v, "wgmma") == 0, "SLIMOPS_CUDA_SPARSE24 must be auto, mma, wgmma or dense, got '", v,
                 "'");
     TORCH_CHECK(cuda::sparse24_wgmma_applies(p), kOp,
-                ": SLIMOPS_CUDA_SPARSE24=wgmma does not apply to this call (16-bit values on sm_90 only)");
+                ": SLIMOPS_CUDA_SPARSE24=wgmma does not apply to this call (sm_90 only; int4 values need a multiple "
+                "of 4 groups a row and 16-byte aligned scales)");
     return Path::kWgmma;
   }
   if (p.m >= kWgmmaFromM && cuda::sparse24_wgmma_applies(p)) return Path::kWgmma;

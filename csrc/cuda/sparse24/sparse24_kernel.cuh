@@ -179,9 +179,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   auto compute_tile = [&](int st, int kt) {
     const uint8_t* const sb = smem + st * S::kStageBytes;
     uint32_t e[Cfg::kMT];
-    [[maybe_unused]] uint2 q[Cfg::kMT];                   // bits 4: both steps' int4 words
-    [[maybe_unused]] float s_lo[Cfg::kMT], s_hi[Cfg::kMT];  // scales of rows g, g + 8
-    [[maybe_unused]] float c_lo[Cfg::kMT], c_hi[Cfg::kMT];  // -(M + z) s (zero points)
+    [[maybe_unused]] uint2 q[Cfg::kMT];            // bits 4: both steps' int4 words
+    [[maybe_unused]] RowPairScales sc[Cfg::kMT];  // bits 4: scales of rows g, g + 8
 #pragma unroll
     for (int i = 0; i < Cfg::kMT; ++i) {
       const int rt = warp_w * Cfg::kMT + i;  // W tile row within the block
@@ -190,14 +189,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
       if constexpr (kBits == 4) {
         q[i] = *reinterpret_cast<const uint2*>(sb + S::kVal + tile * F::kValBytes + lane * 8);
         const int r_lo = rt * kTileRows + g, r_hi = r_lo + 8;
-        const float* const sc = reinterpret_cast<const float*>(sb + S::kS);
-        s_lo[i] = sc[r_lo * Cfg::kKT + kt];
-        s_hi[i] = sc[r_hi * Cfg::kKT + kt];
-        if constexpr (kZeros) {
-          const float* const zr = reinterpret_cast<const float*>(sb + S::kZ);
-          c_lo[i] = -(O::kMagic + zr[r_lo * Cfg::kKT + kt]) * s_lo[i];
-          c_hi[i] = -(O::kMagic + zr[r_hi * Cfg::kKT + kt]) * s_hi[i];
-        }
+        const float* const sr = reinterpret_cast<const float*>(sb + S::kS);
+        [[maybe_unused]] const float* const zr = reinterpret_cast<const float*>(sb + S::kZ);
+        sc[i] = row_pair_scales<T, kZeros>(sr[r_lo * Cfg::kKT + kt], sr[r_hi * Cfg::kKT + kt],
+                                           kZeros ? zr[r_lo * Cfg::kKT + kt] : 0.f,
+                                           kZeros ? zr[r_hi * Cfg::kKT + kt] : 0.f);
       }
     }
     constexpr int kXChunks = Cfg::kStageK / 8;
@@ -215,25 +211,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
           a[i][2] = v.z;
           a[i][3] = v.w;
         } else {
-          // Registers 0, 2 hold row g, registers 1, 3 row g + 8.
-          O::raw_int4(s == 0 ? q[i].x : q[i].y, a[i]);
-          if constexpr (!kZeros) {
-            // ((M + q) - (M + 8)) s: the difference is exact, the product
-            // rounded once.
-            const uint32_t zc = O::splat(-(O::kMagic + 8.f));
-            const uint32_t s2_lo = O::splat(s_lo[i]), s2_hi = O::splat(s_hi[i]);
-#pragma unroll
-            for (int r = 0; r < 4; ++r) a[i][r] = O::fma(O::fma(a[i][r], O::kOnes, zc), (r & 1) ? s2_hi : s2_lo, 0u);
-          } else {
-            // Zero points may be fractional (imported checkpoints): float32
-            // (M + q) s - (M + z) s, rounded once.
-#pragma unroll
-            for (int r = 0; r < 4; ++r) {
-              const float sr = (r & 1) ? s_hi[i] : s_lo[i], cr = (r & 1) ? c_hi[i] : c_lo[i];
-              const uint32_t v = a[i][r];
-              a[i][r] = O::pack(fmaf(O::lo(v), sr, cr), fmaf(O::hi(v), sr, cr));
-            }
-          }
+          dequant_int4_step<T, kZeros>(s == 0 ? q[i].x : q[i].y, sc[i], a[i]);
         }
       }
 #pragma unroll

@@ -123,4 +123,43 @@ struct Ops<__nv_bfloat16> : mma::Packed<__nv_bfloat16> {  // fma, splat, pack, f
 
 #undef SLIMOPS_S24_MMA_SP
 
+// Scales of the two W rows a lane's A registers hold (rows g and g + 8 of a
+// 16-row tile) for one group: s, and c = -(M + z) s where zero points are
+// given (M the magic offset raw_int4 leaves in each value).
+struct RowPairScales {
+  float s_lo, s_hi, c_lo, c_hi;
+};
+
+template <typename T, bool kZeros>
+__device__ __forceinline__ RowPairScales row_pair_scales(float s_lo, float s_hi, float z_lo, float z_hi) {
+  using O = Ops<T>;
+  if constexpr (kZeros) return {s_lo, s_hi, -(O::kMagic + z_lo) * s_lo, -(O::kMagic + z_hi) * s_hi};
+  return {s_lo, s_hi, 0.f, 0.f};
+}
+
+// One k32 step of int4 kept values (a lane's 32-bit word, formats/sparse24_cuda.py)
+// into the four A registers of mma.sp / wgmma.sp: registers 0, 2 hold row g,
+// 1, 3 row g + 8.
+template <typename T, bool kZeros>
+__device__ __forceinline__ void dequant_int4_step(uint32_t word, const RowPairScales& sc, uint32_t (&a)[4]) {
+  using O = Ops<T>;
+  O::raw_int4(word, a);
+  if constexpr (!kZeros) {
+    // ((M + q) - (M + 8)) s: the difference is exact, the product rounded once.
+    const uint32_t zc = O::splat(-(O::kMagic + 8.f));
+    const uint32_t s2_lo = O::splat(sc.s_lo), s2_hi = O::splat(sc.s_hi);
+#pragma unroll
+    for (int r = 0; r < 4; ++r) a[r] = O::fma(O::fma(a[r], O::kOnes, zc), (r & 1) ? s2_hi : s2_lo, 0u);
+  } else {
+    // Zero points may be fractional (imported checkpoints): float32
+    // (M + q) s - (M + z) s, rounded once.
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const float sr = (r & 1) ? sc.s_hi : sc.s_lo, cr = (r & 1) ? sc.c_hi : sc.c_lo;
+      const uint32_t v = a[r];
+      a[r] = O::pack(fmaf(O::lo(v), sr, cr), fmaf(O::hi(v), sr, cr));
+    }
+  }
+}
+
 }  // namespace slimops::cuda::s24

@@ -1,5 +1,6 @@
 // The Hopper (sm_90a) 2:4 sparse GEMM kernel for medium and large M
-// (sparse24_wgmma.cu launches it): y = x W^T (+ b), 16-bit kept values.
+// (sparse24_wgmma.cu launches it): y = x W^T (+ b), kept values in x's
+// 16-bit type or int4 with group scales (and zero points).
 //
 // Like the mma.sp kernel (sparse24_kernel.cuh) it computes y^T = W x^T with
 // the sparse W as the A operand, straight from registers, and x as the B
@@ -15,7 +16,12 @@
 // fragment holds for each warp's 16 rows), and one metadata word a lane for
 // both steps, lanes 4g + 2s + c serving step s (sparsity selector s). So a
 // consumer lane reads one 16-byte word per step and one word per tile from
-// shared memory, and nothing is repacked.
+// shared memory, and nothing is repacked. int4 values: 8 bytes a lane per
+// tile, one 32-bit word per step, turned into the same A registers by
+// dequant_int4_step (sparse24_primitives.cuh, shared with the mma.sp kernel)
+// with the scales of the lane's two rows; the copy engine brings the
+// scales (and zero points) of the block's rows as a box of 4 groups around
+// the stage's (groups are multiples of 64 k: one per stage).
 //
 // A block is one producer warpgroup and two consumer warpgroups (kBW = 128 W
 // rows, 64 each, a 16-row layout tile per warp). Per pipeline stage of kKT
@@ -75,8 +81,13 @@ constexpr int kTilesW = kBW / kTileRows;   // layout tile rows per block, one pe
 constexpr int kThreads = 128 * (1 + kConsumerGroups);
 constexpr int kConsumerThreads = 128 * kConsumerGroups;
 constexpr int kConsumerWarps = kConsumerThreads / 32;
-constexpr int kValTileBytes = 1024;  // a 16 x 64 tile's 16-bit kept values
+template <int kBits>
+constexpr int kValTileBytes = kBits == 16 ? 1024 : 256;  // a 16 x 64 tile's kept values
 constexpr int kMetaTileBytes = 128;
+// Groups per row and stage in shared memory (int4): a box of scales must
+// start 16 bytes into a row, so it starts at the stage's group rounded down
+// to a multiple of 4.
+constexpr int kScaleSlots = 4;
 constexpr int kGroupW = 16;  // W tiles per raster group
 // Registers per thread after the split (setmaxnreg): the producer needs few.
 constexpr int kProducerRegs = 56;
@@ -86,8 +97,10 @@ static_assert(kProducerRegs * 128 + kConsumerRegs * kConsumerThreads <= 65536, "
 // The copy engine's views of the operands, built by the launcher.
 struct TensorMaps {
   CUtensorMap x;       // [M, K] 16-bit, boxes 64 k x BT / kCluster tokens, 128-byte swizzle
-  CUtensorMap values;  // [N / 16, K / 64 * 256] uint32 (a layout tile is 256 words), boxes 256 x 8
+  CUtensorMap values;  // [N / 16, K / 64 * words] uint32 (a layout tile is 256 or 64 words), boxes of 8 tiles
   CUtensorMap meta;    // [N / 16, K / 64 * 32] uint32, boxes 32 x 8
+  CUtensorMap scales;  // int4: [N, groups] float32, boxes 4 x 128
+  CUtensorMap zeros;   // likewise, with zero points
 };
 
 // A metadata word that is valid for any values (positions 0 and 1 in every
@@ -108,15 +121,20 @@ struct Tile {
   static_assert(kCluster >= 1 && kCluster <= 4 && kBT % (8 * kCluster) == 0, "x box split");
 };
 
-// Shared memory of one stage, 1024-byte aligned parts (the x swizzle's
-// period): [x boxes | values, tile row major | metadata, tile row major].
-template <typename Cfg>
+// Shared memory of one stage, 1024-byte aligned (the x swizzle's period):
+// [x boxes | values, tile row major | metadata, tile row major | scales |
+// zero points], the last two for int4 values only.
+template <typename Cfg, int kBits, bool kZeros>
 struct Smem {
   static constexpr int kXAtomBytes = Cfg::kBT * 128;  // BT rows of 64 k
   static constexpr int kX = 0;
   static constexpr int kVal = kX + Cfg::kKT * kXAtomBytes;
-  static constexpr int kMeta = kVal + kTilesW * Cfg::kKT * kValTileBytes;
-  static constexpr int kStageBytes = (kMeta + kTilesW * Cfg::kKT * kMetaTileBytes + 1023) / 1024 * 1024;
+  static constexpr int kMeta = kVal + kTilesW * Cfg::kKT * kValTileBytes<kBits>;
+  static constexpr int kS = kMeta + kTilesW * Cfg::kKT * kMetaTileBytes;
+  static constexpr int kSBytes = kBits == 4 ? kBW * kScaleSlots * 4 : 0;
+  static constexpr int kZ = kS + kSBytes;
+  static constexpr int kZBytes = kZeros ? kSBytes : 0;
+  static constexpr int kStageBytes = (kZ + kZBytes + 1023) / 1024 * 1024;
   static constexpr int kBarriers = Cfg::kStages * kStageBytes;
   // Barriers, the split-K flag, and slack to align the first stage.
   static constexpr int kBytes = kBarriers + 2 * Cfg::kStages * 8 + 16 + 1024;
@@ -127,11 +145,13 @@ __device__ __forceinline__ void consumer_sync() {
   asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumerThreads) : "memory");
 }
 
-template <typename T, typename Cfg>
+template <typename T, int kBits, bool kZeros, typename Cfg>
 __global__ void __launch_bounds__(kThreads, 1)
     sparse24_wgmma_kernel(const Sparse24Params p, const SplitK sk, const __grid_constant__ TensorMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using S = Smem<Cfg>;
+  static_assert(kBits == 16 || (kBits == 4 && Cfg::kKT == 1), "int4: one group per stage");
+  using S = Smem<Cfg, kBits, kZeros>;
+  constexpr int kValBytes = kValTileBytes<kBits>;
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   uint8_t* const smem = smem_raw + ((1024u - (mma::smem_u32(smem_raw) & 1023u)) & 1023u);
   uint64_t* const full = reinterpret_cast<uint64_t*>(smem + S::kBarriers);
@@ -180,6 +200,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     tma::prefetch_map(&maps.x);
     tma::prefetch_map(&maps.values);
     tma::prefetch_map(&maps.meta);
+    const int gs = int(p.group_size);
     // Stage st's use u (iteration u * kStages + st) may start once the
     // consumers (of the whole cluster) have released use u - 1.
     auto wait_empty = [&](int st, int use) { tma::wait(&empty[st], (use + 1) & 1); };
@@ -191,7 +212,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int64_t kt0 = int64_t(it0 + i) * Cfg::kKT;
       // The whole x box arrives (kC shares, one from each block), and this
       // block's W boxes (rows past N arrive as zeros, and count).
-      tma::arrive_expect_tx(&full[st], unsigned(Cfg::kKT * (S::kXAtomBytes + kTilesW * (kValTileBytes + kMetaTileBytes))));
+      tma::arrive_expect_tx(&full[st], unsigned(Cfg::kKT * (S::kXAtomBytes + kTilesW * (kValBytes + kMetaTileBytes)) +
+                                                S::kSBytes + S::kZBytes));
       for (int a = 0; a < Cfg::kKT; ++a) {
         uint8_t* const atom = stage + S::kX + a * S::kXAtomBytes;
         const int k = int((kt0 + a) * kTileK);
@@ -202,8 +224,13 @@ __global__ void __launch_bounds__(kThreads, 1)
           tma::load_2d(atom, &maps.x, k, int(m0), &full[st]);
       }
       const int row_tile = int(w0 / kTileRows);
-      tma::load_2d(stage + S::kVal, &maps.values, int(kt0 * (kValTileBytes / 4)), row_tile, &full[st]);
+      tma::load_2d(stage + S::kVal, &maps.values, int(kt0 * (kValBytes / 4)), row_tile, &full[st]);
       tma::load_2d(stage + S::kMeta, &maps.meta, int(kt0 * (kMetaTileBytes / 4)), row_tile, &full[st]);
+      if constexpr (kBits == 4) {
+        const int g0 = int(kt0 * kTileK / gs) & ~(kScaleSlots - 1);
+        tma::load_2d(stage + S::kS, &maps.scales, g0, int(w0), &full[st]);
+        if constexpr (kZeros) tma::load_2d(stage + S::kZ, &maps.zeros, g0, int(w0), &full[st]);
+      }
     }
     // Stay until the cluster has released every stage this block filled:
     // other blocks arrive on its barriers until then.
@@ -227,20 +254,34 @@ __global__ void __launch_bounds__(kThreads, 1)
     uint32_t a[Cfg::kKT][2][4];
     uint32_t e[Cfg::kKT];
   };
-  auto load_frag = [&](const uint8_t* stage, Frag& f) {
+  auto load_frag = [&](const uint8_t* stage, int stage_k0, Frag& f) {
 #pragma unroll
     for (int kt = 0; kt < Cfg::kKT; ++kt) {
       const int tile = cwarp * Cfg::kKT + kt;
       if (rows_here) {
         f.e[kt] = *reinterpret_cast<const uint32_t*>(stage + S::kMeta + tile * kMetaTileBytes + lane * 4);
+        if constexpr (kBits == 16) {
 #pragma unroll
-        for (int s = 0; s < 2; ++s) {
-          const uint4 v =
-              *reinterpret_cast<const uint4*>(stage + S::kVal + tile * kValTileBytes + s * 512 + lane * 16);
-          f.a[kt][s][0] = v.x;
-          f.a[kt][s][1] = v.y;
-          f.a[kt][s][2] = v.z;
-          f.a[kt][s][3] = v.w;
+          for (int s = 0; s < 2; ++s) {
+            const uint4 v = *reinterpret_cast<const uint4*>(stage + S::kVal + tile * kValBytes + s * 512 + lane * 16);
+            f.a[kt][s][0] = v.x;
+            f.a[kt][s][1] = v.y;
+            f.a[kt][s][2] = v.z;
+            f.a[kt][s][3] = v.w;
+          }
+        } else {
+          // Rows g and g + 8 of the warp's tile; the stage's group sits at
+          // slot group % 4 of the box.
+          const uint2 q = *reinterpret_cast<const uint2*>(stage + S::kVal + tile * kValBytes + lane * 8);
+          const int slot = (stage_k0 / int(p.group_size)) & (kScaleSlots - 1);
+          const int r_lo = 16 * cwarp + (lane >> 2), r_hi = r_lo + 8;
+          const float* const sr = reinterpret_cast<const float*>(stage + S::kS);
+          [[maybe_unused]] const float* const zr = reinterpret_cast<const float*>(stage + S::kZ);
+          const s24::RowPairScales sc = s24::row_pair_scales<T, kZeros>(
+              sr[r_lo * kScaleSlots + slot], sr[r_hi * kScaleSlots + slot],
+              kZeros ? zr[r_lo * kScaleSlots + slot] : 0.f, kZeros ? zr[r_hi * kScaleSlots + slot] : 0.f);
+          s24::dequant_int4_step<T, kZeros>(q.x, sc, f.a[kt][0]);
+          s24::dequant_int4_step<T, kZeros>(q.y, sc, f.a[kt][1]);
         }
       } else {
         f.e[kt] = kFillerMeta;
@@ -280,7 +321,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int st = i % Cfg::kStages;
     tma::wait(&full[st], (i / Cfg::kStages) & 1);
     const uint8_t* const stage = smem + st * S::kStageBytes;
-    load_frag(stage, cur);
+    load_frag(stage, (it0 + i) * Cfg::kKT * kTileK, cur);
     wgmma::fence();
     const uint32_t xs = mma::smem_u32(stage + S::kX);
 #pragma unroll
