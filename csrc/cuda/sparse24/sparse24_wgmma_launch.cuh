@@ -179,7 +179,7 @@ auto with_tile(TileChoice c, Fn&& fn) {
 // to 2x where it does not (M = 512 on 8192^2). SLIMOPS_S24_WGMMA_BT (64, 128
 // or 256) and SLIMOPS_S24_WGMMA_CLUSTER (1, 2 or 4; 256 tokens only) force a
 // tile, for sweeps (read per call).
-TileChoice choose_tile(int64_t m) {
+inline TileChoice choose_tile(int64_t m) {
   const char* bt = std::getenv("SLIMOPS_S24_WGMMA_BT");
   if (bt != nullptr && *bt != 0) {
     const char* cl = std::getenv("SLIMOPS_S24_WGMMA_CLUSTER");
