@@ -60,7 +60,8 @@ Status sparse24_decompress_cuda(const Sparse24Params& p, void* dense, cudaStream
 
 // From this M on, decompress (sparse24_decompress_cuda) into a temporary +
 // a dense cuBLAS GEMM beats sparse24_gemm_cuda: the bindings take that path
-// at m >= kSparse24DenseFromM. Measured on H100 (bench/NOTES.md, "2:4
+// at m >= kSparse24DenseFromM where the Hopper kernel (sparse24_wgmma_cuda)
+// does not apply. Measured on H100 (bench/NOTES.md, "2:4
 // sparse CUDA kernel (helper)") at M 64/128/256/1024/4096 on 8192x8192,
 // 8192x28672, 4096x14336: the sparse kernel still wins at 256 (by 6-23%),
 // decompress + cuBLAS wins at 1024 (by 1.65-1.85x) on all three. Linear

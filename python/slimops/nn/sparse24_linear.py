@@ -8,19 +8,6 @@ from ..ops import sparse24_gemm
 from ._float32_buffers import apply_keeping_float32
 
 
-# From this many rows of x on CUDA (bits 16) the layer runs torch's 2:4 path
-# (cuSPARSELt) instead of the op: at large M the work is tensor-core math,
-# where cuSPARSELt's tuned sparse GEMM beats both our mma.sp tiles and the
-# op's decompress + cuBLAS (H100, bench/results/sparse24_cuda_h100.md: at
-# M = 4096 it runs 1.23-1.27x cuBLAS where the op's path is 0.94x). At
-# M = 1024 the two measured runs disagree (cuSPARSELt 0.43-0.94 ms at
-# 8192 x 28672 against the op's 0.92) and the op's path wins the other two
-# shapes, so the switch sits at the M measured to pay everywhere. It costs a
-# second, cuSPARSELt-format copy of the kept values (9/16 of the dense
-# bytes), made on the first such call.
-CUSPARSELT_FROM_M = 4096
-
-
 def _cuda_kernel_takes(n: int, k: int, bits: int, dtype: torch.dtype) -> bool:
     return n % 16 == 0 and k % 64 == 0 and (bits == 4 or dtype in (torch.float16, torch.bfloat16))
 
@@ -38,8 +25,8 @@ class Sparse24Linear(nn.Module):
     ``state_dict`` always holds the canonical order. On CUDA the kernel needs
     N % 16 == 0, K % 64 == 0 and fp16/bf16 (or int4) values; other layers
     stay canonical and run as a dense F.linear of the decompressed weight.
-    From ``CUSPARSELT_FROM_M`` rows of x on CUDA (bits 16), the layer runs
-    torch's cuSPARSELt 2:4 GEMM on a copy it makes on first use (see above).
+    Every M runs on the op: on Hopper its wgmma.sp kernel serves large M, so
+    the layer keeps no second (cuSPARSELt) copy of the weight.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, bits: int = 16,
@@ -62,7 +49,6 @@ class Sparse24Linear(nn.Module):
         self.register_buffer("scales", torch.ones(n, k // group_size, dtype=torch.float32, device=device) if bits == 4 else None)
         self.register_buffer("bias", torch.zeros(n, dtype=dtype, device=device) if bias else None)
         self.cuda_layout = False
-        self._cusparselt = None  # torch's semi-structured copy for large M, made on demand
         self._sync_layout()
 
     @classmethod
@@ -125,25 +111,8 @@ class Sparse24Linear(nn.Module):
             self.dtype = self.values.dtype  # .to(dtype) cast the kept values
         elif self.bias is not None:
             self.dtype = self.bias.dtype
-        self._cusparselt = None
         self._sync_layout()
         return out
-
-    def _large_m_weight(self):
-        """torch's cuSPARSELt 2:4 weight (made once), or False where it cannot run."""
-        if self._cusparselt is None:
-            try:
-                from torch.sparse import SparseSemiStructuredTensor, to_sparse_semi_structured
-
-                before = SparseSemiStructuredTensor._FORCE_CUTLASS
-                SparseSemiStructuredTensor._FORCE_CUTLASS = False
-                try:
-                    self._cusparselt = to_sparse_semi_structured(self.dequantize())
-                finally:
-                    SparseSemiStructuredTensor._FORCE_CUTLASS = before
-            except (RuntimeError, ValueError, NotImplementedError, ImportError):
-                self._cusparselt = False
-        return self._cusparselt
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -152,7 +121,6 @@ class Sparse24Linear(nn.Module):
             destination[prefix + "values"], destination[prefix + "meta"] = values, meta
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        self._cusparselt = None
         was_cuda = self.cuda_layout
         if was_cuda:  # load the canonical tensors into canonical buffers, then re-lay out
             self.values, self.meta = self._canonical()
@@ -164,12 +132,6 @@ class Sparse24Linear(nn.Module):
         if x.is_cuda and not self.cuda_layout:
             b = None if self.bias is None else self.bias.to(x.dtype)
             return nn.functional.linear(x, self.dequantize().to(x.dtype), b)
-        if (x.is_cuda and self.bits == 16 and x.numel() >= CUSPARSELT_FROM_M * self.in_features
-                and not torch.compiler.is_compiling()):
-            w = self._large_m_weight()
-            if w is not False:
-                b = None if self.bias is None else self.bias.to(x.dtype)
-                return nn.functional.linear(x, w, b)
         return sparse24_gemm(x, self.values, self.meta, self.bias, scales=self.scales, bits=self.bits,
                              group_size=self.group_size, layout=1 if self.cuda_layout else 0)
 
