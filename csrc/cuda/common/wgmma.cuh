@@ -70,4 +70,29 @@ __device__ __forceinline__ uint64_t desc_k_major_sw128(uint32_t smem_addr) {
          (kSwizzle128B << 62);
 }
 
+// Writes one consumer thread's m64nN f32 accumulators of a transposed
+// product (the wgmma's M = output columns, its N = output rows) into out
+// [m, *] row-major, adding bias: element 4j + e of a thread is M index
+// col_a + 8 (e / 2) and N index 8j + 2t + e % 2 (t = lane % 4), where col_a
+// is the thread's first output column. Columns from n on and rows from m on
+// are not written; convert rounds a float to T.
+template <int kN, typename T, typename Convert>
+__device__ __forceinline__ void store_transposed_acc(const float (&acc)[kN / 2], T* out, int64_t out_row_stride,
+                                                     int64_t col_a, int64_t n, int64_t m0, int64_t m,
+                                                     const float* bias, int t, Convert&& convert) {
+#pragma unroll
+  for (int hf = 0; hf < 2; ++hf) {
+    const int64_t col = col_a + 8 * hf;
+    if (col >= n) continue;
+    const float b = bias ? bias[col] : 0.f;
+#pragma unroll
+    for (int j = 0; j < kN / 8; ++j)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int64_t row = m0 + 8 * j + 2 * t + r;
+        if (row < m) out[row * out_row_stride + col] = convert(acc[4 * j + 2 * hf + r] + b);
+      }
+  }
+}
+
 }  // namespace slimops::cuda::wgmma

@@ -353,24 +353,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       return;
   }
 
-  // Accumulator layout (m64nBT, f32): element 4j + e is W row
-  // 16 cwarp + g + 8 (e / 2) of the block and token 8j + 2t + e % 2.
+  // W rows are output columns: this lane's are 16 cwarp + g (+ 8) of the block.
   if (!rows_here) return;
-  using P = mma::Packed<T>;
-  const int g = lane >> 2, t = lane & 3;
-  T* const out = static_cast<T*>(p.out);
-#pragma unroll
-  for (int hf = 0; hf < 2; ++hf) {
-    const int64_t col = w0 + 16 * cwarp + g + 8 * hf;
-    const float b = p.bias ? p.bias[col] : 0.f;
-#pragma unroll
-    for (int j = 0; j < Cfg::kBT / 8; ++j)
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int64_t row = m0 + 8 * j + 2 * t + r;
-        if (row < p.m) out[row * p.out_row_stride + col] = P::from_float(acc[4 * j + 2 * hf + r] + b);
-      }
-  }
+  wgmma::store_transposed_acc<Cfg::kBT>(acc, static_cast<T*>(p.out), p.out_row_stride, w0 + 16 * cwarp + (lane >> 2),
+                                        p.n, m0, p.m, p.bias, lane & 3,
+                                        [](float v) { return mma::Packed<T>::from_float(v); });
 #endif
 }
 

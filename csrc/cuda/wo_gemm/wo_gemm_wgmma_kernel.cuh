@@ -349,22 +349,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       return;
   }
 
-  // Accumulator layout (m64nBM, f32): element 4j + e is weight row
-  // row_a + 8 (e / 2) and x row 8j + 2t + e % 2.
-  T* const out = static_cast<T*>(p.out);
-#pragma unroll
-  for (int hf = 0; hf < 2; ++hf) {
-    const int64_t col = n0 + row_a + 8 * hf;
-    if (col >= p.n) continue;
-    const float b = p.bias ? p.bias[col] : 0.f;
-#pragma unroll
-    for (int j = 0; j < Cfg::kBM / 8; ++j)
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int64_t row = m0 + 8 * j + 2 * t + r;
-        if (row < p.m) out[row * p.out_row_stride + col] = P::from_float(acc[4 * j + 2 * hf + r] + b);
-      }
-  }
+  // Weight rows are output columns: this lane's are row_a (+ 8) of the tile.
+  wgmma::store_transposed_acc<Cfg::kBM>(acc, static_cast<T*>(p.out), p.out_row_stride, n0 + row_a, p.n, m0, p.m,
+                                        p.bias, t, [](float v) { return P::from_float(v); });
 #endif
 }
 
