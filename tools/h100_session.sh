@@ -120,7 +120,7 @@ for step in $steps; do
       tail -3 "$OUT/pytest_s24.log"; grep -E "^(FAILED|ERROR)" "$OUT/pytest_s24.log" | head -20
       grep -E "^E  " "$OUT/pytest_s24.log" | head -8
       timeout "${SANITIZE_TIMEOUT:-150}" compute-sanitizer --tool memcheck --error-exitcode 1 python3 -m pytest -q \
-        -p no:cacheprovider tests/test_sparse24.py -k "wgmma and (auto or 64) and not 1030" > "$OUT/memcheck_s24.log" 2>&1
+        -p no:cacheprovider tests/test_sparse24.py -k "wgmma and (None or 64) and not 1030" > "$OUT/memcheck_s24.log" 2>&1
       echo "memcheck exit $?"; grep -E "ERROR SUMMARY|passed|failed" "$OUT/memcheck_s24.log" | tail -3 ;;
     s24-sweep)
       # Every 2:4 path and wgmma token tile at M = 16..4096 (tools/sparse24_sweep.py).

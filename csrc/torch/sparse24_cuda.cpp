@@ -21,10 +21,11 @@ namespace {
 constexpr const char* kOp = "slimops.sparse24_gemm (CUDA)";
 
 // The Hopper kernel (sparse24_wgmma.cu) serves M from here on where it
-// applies (16-bit values, sm_90); below it the mma.sp kernel's small-M
-// tiles stream W faster. Measured on H100 (bench/results/s24_wgmma_sweep_h100_run3.md):
-// at M = 16 mma.sp 1.64-1.67x cuBLAS against 1.33-1.42x; at M = 32 a tie
-// (1.32-1.38x against 1.36-1.45x); from M = 48 the wgmma kernel leads.
+// applies (sm_90; int4 values with whole boxes of 4 groups); below it the
+// mma.sp kernel's small-M tiles stream W faster. Measured on H100
+// (bench/results/s24_wgmma_sweep_h100_run3.md): at M = 16 mma.sp 1.64-1.67x
+// cuBLAS against 1.33-1.42x; at M = 32 a tie (1.32-1.38x against
+// 1.36-1.45x); from M = 48 the wgmma kernel leads.
 constexpr int64_t kWgmmaFromM = 32;
 
 // Which kernel serves a call. SLIMOPS_CUDA_SPARSE24 = mma | wgmma | dense

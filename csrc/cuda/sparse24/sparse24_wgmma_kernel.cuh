@@ -32,14 +32,15 @@
 // and one box of 8 rows by one tile each brings the values (8 KiB), another
 // the metadata. (Sixteen 1 KiB and 128-byte bulk copies per stage instead ran
 // at ~0.6 of cuSPARSELt's rate with the same tile: bench/NOTES.md.) A "full"
-// mbarrier counts the bytes in. Consumers load their fragments, issue the stage's wgmmas,
-// and once the previous stage's wgmmas have retired, arrive on its "empty"
-// barrier so the producer may refill it. No block-wide barrier in the loop.
+// mbarrier counts the bytes in. Consumers load their fragments, issue the
+// stage's wgmmas, and once the previous stage's wgmmas have retired, arrive
+// on its "empty" barrier so the producer may refill it. No block-wide
+// barrier in the loop.
 //
 // Clusters. Every block of a token tile reads the same x rows, and x is most
-// of what a block reads (BT x 128 bytes per 64 k against 9 KiB of W): without
-// sharing, the L2 -> SM traffic caps the kernel near the dense rate (~5 TB/s
-// of L2 reads measured, bench/NOTES.md). So kCluster blocks with consecutive W
+// of what a block reads (BT x 128 bytes per 64 k against 9 KiB of W); at
+// large M that traffic is the bound (cuSPARSELt's kernel with this tile runs
+// at 90% of the L2's throughput, bench/NOTES.md). So kCluster blocks with consecutive W
 // tiles and the same token tile form a cluster, and each has the copy engine
 // fetch 1/kCluster of the x box and multicast it into all of them: a block's
 // L2 reads of x drop by kCluster. A stage may then be refilled only when the
@@ -112,7 +113,7 @@ template <int kBT_, int kKT_, int kStages_, int kCluster_>
 struct Tile {
   static constexpr int kBT = kBT_;  // tokens: the wgmma's N
   static constexpr int kCluster = kCluster_;  // blocks sharing the x box (multicast)
-  static constexpr int kKT = kKT_;  // layout tiles (64 k) per stage; K must be a multiple
+  static constexpr int kKT = kKT_;  // layout tiles (64 k) per stage; K a multiple of 64 kKT
   static constexpr int kStages = kStages_;
   static constexpr int kAcc = kBT / 2;  // f32 accumulators per consumer thread
   static_assert(kBT == 64 || kBT == 128 || kBT == 256, "the generated wgmma.sp shapes");
