@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""A/B of one build-time-free knob of the tensor-core wo_gemm at small M, in
+one process with the bench runner's timing (L2 flushed, medians): cuBLAS,
+then the op with the env var unset/0 and =1, alternating per shape.
+Usage: wo_gemm_ab.py ENV_VAR [--values 0,1] [--m 1,16] [--reps 30]"""
+import argparse
+import os
+
+import torch
+import torch.nn.functional as F
+
+from slimops.bench.timing import L2Flusher, time_cuda
+from slimops.formats.quantize import quantize
+from slimops.ops import wo_gemm
+from slimops.testing import randn_with_outliers, rel_error
+
+SHAPES = [(4096, 4096), (4096, 14336), (14336, 4096), (8192, 8192), (8192, 28672)]
+
+ap = argparse.ArgumentParser()
+ap.add_argument("var")
+ap.add_argument("--values", default="0,1", help="the first is the baseline")
+ap.add_argument("--m", default="1,16")
+ap.add_argument("--bits", default="4,8")
+ap.add_argument("--reps", type=int, default=30)
+args = ap.parse_args()
+torch.inference_mode().__enter__()
+flush = L2Flusher(torch.device("cuda"))
+values = args.values.split(",")
+print(f"| bits | K x N | M | cuBLAS us | " + " | ".join(f"{args.var}={v} us (x cuBLAS)" for v in values)
+      + " | " + " | ".join(f"{v} vs {values[0]}" for v in values[1:]) + " | max rel err vs first |")
+print("|---|---|---|---|" + "---|" * (2 * len(values)))
+for bits in (int(b) for b in args.bits.split(",")):
+    gs = 128 if bits == 4 else -1
+    for k, n in SHAPES:
+        gen = torch.Generator(device="cuda").manual_seed(0)
+        w = randn_with_outliers(n, k, device="cuda", generator=gen) * 0.02
+        qw = quantize(w, bits, gs, symmetric=True)
+        wb = w.to(torch.bfloat16)
+        for m in (int(v) for v in args.m.split(",")):
+            x = randn_with_outliers(m, k, device="cuda", generator=gen).to(torch.bfloat16)
+            call = lambda: wo_gemm(x, qw.qweight, qw.scales, zeros=qw.zeros, bits=bits, group_size=gs)
+            t_ref = time_cuda(lambda: F.linear(x, wb), reps=args.reps, flush=flush)
+            times, outs = [], []
+            for v in values:
+                os.environ[args.var] = v
+                outs.append(call())
+                times.append(time_cuda(call, reps=args.reps, flush=flush))
+            os.environ.pop(args.var)
+            err = max(rel_error(o, outs[0]) for o in outs)
+            cells = [f"{t*1e3:.1f} ({t_ref/t:.2f}x)" for t in times] + [f"{times[0]/t:.2f}x" for t in times[1:]]
+            print(f"| {bits} | {k}x{n} | {m} | {t_ref*1e3:.1f} | " + " | ".join(cells) + f" | {err:.1e} |", flush=True)
