@@ -13,6 +13,8 @@
 #include <cstring>
 
 #include "avx2_helpers.h"
+#include "bf16_convert.h"
+#include "sparse24_xt_columns.h"
 #include "sparse24_cpu.h"
 
 namespace slimops::cpu {
@@ -117,41 +119,58 @@ void rows(const Sparse24Params& p, int64_t n0, int64_t n1) {
   }
 }
 
+// Kept values per chunk of rows_xt's walk along K, as float32 in an L1 buffer.
+constexpr int64_t kXtChunkValues = 256;
+
+// `count` kept values from index vi as float32: the values themselves, or
+// for bf16 widened into buf, so each FMA's broadcast is one load (a scalar
+// widening per value cost as much as the FMAs it fed).
+template <DType kDt>
+inline const float* kept_values_f32(const Sparse24Params& p, int64_t vi, int64_t count, float* buf) {
+  if constexpr (kDt == DType::kFloat32) {
+    return static_cast<const float*>(p.values) + vi;
+  } else {
+    const uint16_t* src = static_cast<const uint16_t*>(p.values) + vi;
+    int64_t i = 0;
+    for (; i + 8 <= count; i += 8) _mm256_store_ps(buf + i, load_bf16x8_as_f32(src + i));
+    for (; i < count; ++i) buf[i] = bf16_to_f32(src[i]);
+    return buf;
+  }
+}
+
 // Larger M: x transposed into blocks of 16 rows, xt [mblocks][k][16], so
 // each kept value is broadcast once and meets 16 rows of x with two FMAs:
 // the FMAs spent are the sparse count (half of dense), which is what binds
-// once the weight is reused across many rows.
+// once the weight is reused across many rows. Where each value's x column
+// starts comes from a table per metadata byte (sparse24_xt_columns.h).
 template <DType kDt>
 void rows_xt(const Sparse24Params& p, const float* xt, int64_t mblocks, int64_t n0, int64_t n1) {
   const int64_t half = p.k / 2, groups = p.k / 4;
+  const XtColumnTable& cols = xt_column_table();
+  alignas(32) float vbuf[kXtChunkValues];
   float* out = static_cast<float*>(p.out);
   for (int64_t mb = 0; mb < mblocks; ++mb) {
     const float* xb = xt + mb * p.k * 16;
     const int64_t mrows = std::min<int64_t>(16, p.m - mb * 16);
     for (int64_t n = n0; n < n1; ++n) {
       const uint8_t* meta = p.meta + n * (p.k / 8);
-      const int64_t vbase = n * half;
       // One accumulator pair per kept slot of the two groups: each FMA chain
       // then takes one FMA per iteration, so the loop runs at FMA throughput
       // instead of waiting on FMA latency.
       __m256 acc[4][2];
       for (auto& a : acc) a[0] = a[1] = _mm256_setzero_ps();
-      for (int64_t g = 0; g < groups; g += 2) {
-        const unsigned byte = meta[g / 2];
-        const int64_t col[4] = {4 * g + (byte & 3), 4 * g + ((byte >> 2) & 3), 4 * g + 4 + ((byte >> 4) & 3),
-                                4 * g + 4 + (byte >> 6)};
-        for (int t = 0; t < 4; ++t) {
-          float v;
-          if constexpr (kDt == DType::kFloat32) {
-            v = static_cast<const float*>(p.values)[vbase + 2 * g + t];
-          } else {
-            const uint32_t bits = static_cast<uint32_t>(static_cast<const uint16_t*>(p.values)[vbase + 2 * g + t]) << 16;
-            std::memcpy(&v, &bits, 4);
+      for (int64_t g0 = 0; g0 < groups; g0 += kXtChunkValues / 2) {
+        const int64_t g1 = std::min(groups, g0 + kXtChunkValues / 2);
+        const float* v = kept_values_f32<kDt>(p, n * half + 2 * g0, 2 * (g1 - g0), vbuf);
+        for (int64_t g = g0; g < g1; g += 2) {
+          const int32_t* off = cols.offset[meta[g / 2]];
+          const float* xg = xb + 4 * g * 16;
+          const float* vg = v + 2 * (g - g0);
+          for (int t = 0; t < 4; ++t) {
+            const __m256 w = _mm256_broadcast_ss(vg + t);
+            acc[t][0] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xg + off[t]), acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xg + off[t] + 8), acc[t][1]);
           }
-          const __m256 w = _mm256_set1_ps(v);
-          const float* xr = xb + col[t] * 16;
-          acc[t][0] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xr), acc[t][0]);
-          acc[t][1] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xr + 8), acc[t][1]);
         }
       }
       alignas(32) float sums[16];

@@ -18,6 +18,8 @@
 #include <cstring>
 
 #include "avx2_helpers.h"
+#include "bf16_convert.h"
+#include "sparse24_xt_columns.h"
 
 namespace slimops::cpu {
 namespace {
@@ -130,9 +132,31 @@ void rows(const Sparse24Params& p, int64_t n0, int64_t n1) {
 constexpr int64_t kXtTileCols = 256;
 constexpr int64_t kXtBlockRows = 8;
 
+// `count` kept values from index vi as float32: the values themselves, or
+// for bf16 widened into buf, so the FMAs broadcast each straight from
+// memory (a permute per value from a register competes with the FMAs for
+// the same port).
+template <DType kDt>
+inline const float* kept_values_f32(const Sparse24Params& p, int64_t vi, int64_t count, float* buf) {
+  if constexpr (kDt == DType::kFloat32) {
+    return static_cast<const float*>(p.values) + vi;
+  } else {
+    const uint16_t* src = static_cast<const uint16_t*>(p.values) + vi;
+    int64_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
+      _mm512_storeu_si512(buf + i, _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    for (; i < count; ++i) buf[i] = bf16_to_f32(src[i]);
+    return buf;
+  }
+}
+
 template <DType kDt>
 void rows_xt(const Sparse24Params& p, const float* xt, int64_t n0, int64_t n1) {
   const int64_t half = p.k / 2, mblocks = (p.m + 15) / 16;
+  const XtColumnTable& cols = xt_column_table();
+  alignas(64) float vbuf[kXtTileCols / 2];
   float* out = static_cast<float*>(p.out);
   for (int64_t mb = 0; mb < mblocks; ++mb) {
     const float* xb = xt + mb * p.k * 16;
@@ -146,28 +170,15 @@ void rows_xt(const Sparse24Params& p, const float* xt, int64_t n0, int64_t n1) {
         for (int64_t r = 0; r < nrows; ++r) {
           const int64_t n = nb + r;
           const uint8_t* meta = p.meta + n * (p.k / 8);
-          const int64_t vbase = n * half;
+          const float* v = kept_values_f32<kDt>(p, n * half + 2 * g0, 2 * (g1 - g0), vbuf);
           __m512 acc[4];  // one per kept slot of two groups: FMA chains at throughput
           for (auto& a : acc) a = _mm512_setzero_ps();
           for (int64_t g = g0; g < g1; g += 2) {
-            const unsigned byte = meta[g / 2];
-            const int64_t col[4] = {4 * g + (byte & 3), 4 * g + ((byte >> 2) & 3), 4 * g + 4 + ((byte >> 4) & 3),
-                                    4 * g + 4 + (byte >> 6)};
-            if constexpr (kDt == DType::kFloat32) {
-              const float* v = static_cast<const float*>(p.values) + vbase + 2 * g;
-              for (int t = 0; t < 4; ++t)
-                acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(v[t]), _mm512_loadu_ps(xb + col[t] * 16), acc[t]);
-            } else {
-              // bf16: the 4 values widened at once and broadcast from the
-              // register (a round trip through memory stalled on forwarding).
-              const __m128i h = _mm_loadl_epi64(
-                  reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(p.values) + vbase + 2 * g));
-              const __m512i v4 = _mm512_castsi128_si512(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16));
-              for (int t = 0; t < 4; ++t) {
-                const __m512 w = _mm512_castsi512_ps(_mm512_permutexvar_epi32(_mm512_set1_epi32(t), v4));
-                acc[t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xb + col[t] * 16), acc[t]);
-              }
-            }
+            const int32_t* off = cols.offset[meta[g / 2]];
+            const float* xg = xb + 4 * g * 16;
+            const float* vg = v + 2 * (g - g0);
+            for (int t = 0; t < 4; ++t)
+              acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(vg[t]), _mm512_loadu_ps(xg + off[t]), acc[t]);
           }
           total[r] = _mm512_add_ps(total[r], _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
         }
