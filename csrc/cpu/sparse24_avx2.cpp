@@ -163,13 +163,14 @@ void rows_xt(const Sparse24Params& p, const float* xt, int64_t mblocks, int64_t 
         const int64_t g1 = std::min(groups, g0 + kXtChunkValues / 2);
         const float* v = kept_values_f32<kDt>(p, n * half + 2 * g0, 2 * (g1 - g0), vbuf);
         for (int64_t g = g0; g < g1; g += 2) {
-          const int32_t* off = cols.offset[meta[g / 2]];
-          const float* xg = xb + 4 * g * 16;
+          const uint32_t off = cols.packed[meta[g / 2]];
+          const char* xg = reinterpret_cast<const char*>(xb + 4 * g * 16);
           const float* vg = v + 2 * (g - g0);
           for (int t = 0; t < 4; ++t) {
             const __m256 w = _mm256_broadcast_ss(vg + t);
-            acc[t][0] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xg + off[t]), acc[t][0]);
-            acc[t][1] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xg + off[t] + 8), acc[t][1]);
+            const float* xc = reinterpret_cast<const float*>(xg + XtColumnTable::offset_bytes(off, t));
+            acc[t][0] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xc), acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xc + 8), acc[t][1]);
           }
         }
       }

@@ -171,15 +171,28 @@ void rows_xt(const Sparse24Params& p, const float* xt, int64_t n0, int64_t n1) {
           const int64_t n = nb + r;
           const uint8_t* meta = p.meta + n * (p.k / 8);
           const float* v = kept_values_f32<kDt>(p, n * half + 2 * g0, 2 * (g1 - g0), vbuf);
-          __m512 acc[4];  // one per kept slot of two groups: FMA chains at throughput
+          // Two metadata bytes per step, one accumulator per kept slot: 8
+          // independent FMA chains, enough to keep both FMA pipes busy
+          // through the FMA latency (4 chains capped the loop at one FMA
+          // per cycle).
+          __m512 acc[8];
           for (auto& a : acc) a = _mm512_setzero_ps();
-          for (int64_t g = g0; g < g1; g += 2) {
-            const int32_t* off = cols.offset[meta[g / 2]];
-            const float* xg = xb + 4 * g * 16;
+          const char* x0 = reinterpret_cast<const char*>(xb);
+          auto step = [&](int64_t g, int a0) {
+            const uint32_t off = cols.packed[meta[g / 2]];
+            const char* xg = x0 + 4 * g * 16 * sizeof(float);
             const float* vg = v + 2 * (g - g0);
             for (int t = 0; t < 4; ++t)
-              acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(vg[t]), _mm512_loadu_ps(xg + off[t]), acc[t]);
+              acc[a0 + t] = _mm512_fmadd_ps(_mm512_set1_ps(vg[t]),
+                                            _mm512_loadu_ps(xg + XtColumnTable::offset_bytes(off, t)), acc[a0 + t]);
+          };
+          int64_t g = g0;
+          for (; g + 4 <= g1; g += 4) {
+            step(g, 0);
+            step(g + 2, 4);
           }
+          if (g < g1) step(g, 0);
+          for (int t = 0; t < 4; ++t) acc[t] = _mm512_add_ps(acc[t], acc[t + 4]);
           total[r] = _mm512_add_ps(total[r], _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
         }
       }
