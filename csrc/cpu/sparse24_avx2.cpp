@@ -13,8 +13,7 @@
 #include <cstring>
 
 #include "avx2_helpers.h"
-#include "bf16_convert.h"
-#include "sparse24_xt_columns.h"
+#include "sparse24_xt_common.h"
 #include "sparse24_cpu.h"
 
 namespace slimops::cpu {
@@ -122,32 +121,16 @@ void rows(const Sparse24Params& p, int64_t n0, int64_t n1) {
 // Kept values per chunk of rows_xt's walk along K, as float32 in an L1 buffer.
 constexpr int64_t kXtChunkValues = 256;
 
-// `count` kept values from index vi as float32: the values themselves, or
-// for bf16 widened into buf, so each FMA's broadcast is one load (a scalar
-// widening per value cost as much as the FMAs it fed).
-template <DType kDt>
-inline const float* kept_values_f32(const Sparse24Params& p, int64_t vi, int64_t count, float* buf) {
-  if constexpr (kDt == DType::kFloat32) {
-    return static_cast<const float*>(p.values) + vi;
-  } else {
-    const uint16_t* src = static_cast<const uint16_t*>(p.values) + vi;
-    int64_t i = 0;
-    for (; i + 8 <= count; i += 8) _mm256_store_ps(buf + i, load_bf16x8_as_f32(src + i));
-    for (; i < count; ++i) buf[i] = bf16_to_f32(src[i]);
-    return buf;
-  }
-}
-
 // Larger M: x transposed into blocks of 16 rows, xt [mblocks][k][16], so
 // each kept value is broadcast once and meets 16 rows of x with two FMAs:
 // the FMAs spent are the sparse count (half of dense), which is what binds
 // once the weight is reused across many rows. Where each value's x column
-// starts comes from a table per metadata byte (sparse24_xt_columns.h).
+// starts comes from a table per metadata byte (sparse24_xt_common.h).
 template <DType kDt>
 void rows_xt(const Sparse24Params& p, const float* xt, int64_t mblocks, int64_t n0, int64_t n1) {
   const int64_t half = p.k / 2, groups = p.k / 4;
   const XtColumnTable& cols = xt_column_table();
-  alignas(32) float vbuf[kXtChunkValues];
+  alignas(64) float vbuf[kXtChunkValues];
   float* out = static_cast<float*>(p.out);
   for (int64_t mb = 0; mb < mblocks; ++mb) {
     const float* xb = xt + mb * p.k * 16;

@@ -18,8 +18,7 @@
 #include <cstring>
 
 #include "avx2_helpers.h"
-#include "bf16_convert.h"
-#include "sparse24_xt_columns.h"
+#include "sparse24_xt_common.h"
 
 namespace slimops::cpu {
 namespace {
@@ -131,26 +130,6 @@ void rows(const Sparse24Params& p, int64_t n0, int64_t n1) {
 // of every output column streaming all of xt from L2.
 constexpr int64_t kXtTileCols = 256;
 constexpr int64_t kXtBlockRows = 8;
-
-// `count` kept values from index vi as float32: the values themselves, or
-// for bf16 widened into buf, so the FMAs broadcast each straight from
-// memory (a permute per value from a register competes with the FMAs for
-// the same port).
-template <DType kDt>
-inline const float* kept_values_f32(const Sparse24Params& p, int64_t vi, int64_t count, float* buf) {
-  if constexpr (kDt == DType::kFloat32) {
-    return static_cast<const float*>(p.values) + vi;
-  } else {
-    const uint16_t* src = static_cast<const uint16_t*>(p.values) + vi;
-    int64_t i = 0;
-    for (; i + 16 <= count; i += 16) {
-      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
-      _mm512_storeu_si512(buf + i, _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    }
-    for (; i < count; ++i) buf[i] = bf16_to_f32(src[i]);
-    return buf;
-  }
-}
 
 template <DType kDt>
 void rows_xt(const Sparse24Params& p, const float* xt, int64_t n0, int64_t n1) {

@@ -23,6 +23,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "../../csrc/cuda/common/ptx.cuh"
+
 #define CHECK(x)                                                                                  \
   do {                                                                                            \
     cudaError_t e = (x);                                                                          \
@@ -32,13 +34,7 @@
     }                                                                                             \
   } while (0)
 
-__device__ __forceinline__ uint4 load_nc(const uint4* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
+using slimops::cuda::ptx::load_once;
 
 constexpr int kUnroll = 8;
 
@@ -51,7 +47,7 @@ __global__ void read_grid_strided(const uint4* p, size_t n, unsigned* sink) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       size_t j = i + u * stride;
-      v[u] = j < n ? load_nc(p + j) : make_uint4(0, 0, 0, 0);
+      v[u] = j < n ? load_once(p + j) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
@@ -70,7 +66,7 @@ __global__ void read_block_slices(const uint4* p, size_t n, unsigned* sink) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       size_t j = i + size_t(u) * blockDim.x;
-      v[u] = j < end ? load_nc(p + j) : make_uint4(0, 0, 0, 0);
+      v[u] = j < end ? load_once(p + j) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
@@ -104,7 +100,7 @@ __global__ void __launch_bounds__(kThreads) read_row_segments(const uint8_t* w, 
         const int idx = l * kThreads + threadIdx.x;
         const int r = idx / kLoadsPerRow, c = idx % kLoadsPerRow;
         const long long off = k0 + u * kSeg + c * 16;
-        v[u][l] = off < share ? load_nc(reinterpret_cast<const uint4*>(base + r * row_bytes + off))
+        v[u][l] = off < share ? load_once(base + r * row_bytes + off)
                               : make_uint4(0, 0, 0, 0);
       }
 #pragma unroll
@@ -149,17 +145,14 @@ int main(int argc, char** argv) {
     if (f == kDirty) CHECK(cudaMemsetAsync(flush_buf, 0, flush_bytes));
     if (f == kClean) read_grid_strided<<<sms * 4, 512>>>((const uint4*)flush_buf, flush_bytes / 16, sink);
   };
-  // kind: 0 empty window, 1 tiny kernel, 2 grid-strided read, 3 block slices.
-  auto median_us = [&](int kind, size_t bytes, int blocks_per_sm, Flush f) {
+  // Median of `launch` between two events, after a flush and a GPU sleep.
+  auto time_launch = [&](Flush f, auto&& launch) {
     std::vector<float> t;
     for (int r = 0; r < reps + 5; ++r) {
       flush(f);
       spin<<<1, 1>>>(200000);
       CHECK(cudaEventRecord(start));
-      const size_t n = bytes / 16;
-      if (kind == 1) tiny<<<1, 32>>>(tiny_buf);
-      if (kind == 2) read_grid_strided<<<sms * blocks_per_sm, 512>>>((const uint4*)data, n, sink);
-      if (kind == 3) read_block_slices<<<sms * blocks_per_sm, 512>>>((const uint4*)data, n, sink);
+      launch();
       CHECK(cudaEventRecord(stop));
       CHECK(cudaEventSynchronize(stop));
       float ms;
@@ -168,6 +161,15 @@ int main(int argc, char** argv) {
     }
     std::sort(t.begin(), t.end());
     return t[t.size() / 2];
+  };
+  // kind: 0 empty window, 1 tiny kernel, 2 grid-strided read, 3 block slices.
+  auto median_us = [&](int kind, size_t bytes, int blocks_per_sm, Flush f) {
+    const size_t n = bytes / 16;
+    return time_launch(f, [&] {
+      if (kind == 1) tiny<<<1, 32>>>(tiny_buf);
+      if (kind == 2) read_grid_strided<<<sms * blocks_per_sm, 512>>>((const uint4*)data, n, sink);
+      if (kind == 3) read_block_slices<<<sms * blocks_per_sm, 512>>>((const uint4*)data, n, sink);
+    });
   };
   CHECK(cudaGetLastError());
   std::printf("# %s, %d SMs; median of %d, us; reads by 512-thread blocks, 8 x 16 B in flight per thread\n",
@@ -200,20 +202,7 @@ int main(int argc, char** argv) {
       const int blocks_x = n_rows / r;
       const int splits = std::max(1, 256 / blocks_x);
       auto time_one = [&](Flush f) {
-        std::vector<float> t;
-        for (int rep = 0; rep < reps + 5; ++rep) {
-          flush(f);
-          spin<<<1, 1>>>(200000);
-          CHECK(cudaEventRecord(start));
-          kernel<<<dim3(blocks_x, splits), threads>>>((const uint8_t*)data, row_bytes, sink);
-          CHECK(cudaEventRecord(stop));
-          CHECK(cudaEventSynchronize(stop));
-          float ms;
-          CHECK(cudaEventElapsedTime(&ms, start, stop));
-          if (rep >= 5) t.push_back(ms * 1e3f);
-        }
-        std::sort(t.begin(), t.end());
-        return t[t.size() / 2];
+        return time_launch(f, [&] { kernel<<<dim3(blocks_x, splits), threads>>>((const uint8_t*)data, row_bytes, sink); });
       };
       const double bytes = double(n_rows) * row_bytes;
       const float d = time_one(kDirty), c = time_one(kClean);

@@ -1,12 +1,22 @@
 // PTX wrappers shared by the tensor-core kernels (wo_gemm, kv_attention,
-// sparse24): shared-memory addresses, cp.async copies and groups, ldmatrix,
-// lop3. Each family adds what only it needs in its own primitives header.
+// sparse24, lowrank): shared-memory addresses, cp.async copies and groups,
+// ldmatrix, lop3, streaming loads. Each family adds what only it needs in its own primitives header.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 
 namespace slimops::cuda::ptx {
+
+// 16 bytes read exactly once (weights): non-coherent, not kept in L1, which
+// the data read many times needs.
+__device__ __forceinline__ uint4 load_once(const void* ptr) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(ptr));
+  return v;
+}
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));

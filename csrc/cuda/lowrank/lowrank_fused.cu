@@ -33,10 +33,13 @@
 
 #include <cstdint>
 
+#include "../common/ptx.cuh"
 #include "lowrank_launcher.h"
 
 namespace slimops::cuda {
 namespace {
+
+using ptx::load_once;  // weights are read exactly once: kept out of L1, which x needs
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
@@ -94,15 +97,6 @@ __device__ __forceinline__ float dot8(const float (&a)[8], const float (&b)[8], 
 #pragma unroll
   for (int i = 0; i < 8; ++i) acc = fmaf(a[i], b[i], acc);
   return acc;
-}
-
-// Weights are read exactly once: keep them out of L1, which x needs.
-__device__ __forceinline__ uint4 load_once(const void* ptr) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(ptr));
-  return v;
 }
 
 // Fire-and-forget 16-byte add (sm_90): nothing waits for an old value.
