@@ -1,11 +1,7 @@
 // What the transposed-x 2:4 kernels (rows_xt in sparse24_avx2.cpp and
-// sparse24_avx512.cpp; both compiled with AVX2 or more) share. They walk x in
+// sparse24_avx512.cpp; both compiled with AVX2 or more) share: where each kept
+// value's x column lies, and the kept values as float32. They walk x in
 // columns of 16 floats (one 16-row block).
-// Per metadata byte (two groups of 4 dense columns), where each of the 4
-// kept values' x column starts, relative to the pair's first column.
-// Looked up instead of decoded: shifting, masking and scaling the 2-bit
-// positions cost ~4 integer instructions per kept value, as many as the
-// loads and the FMA the value needs (bench/NOTES.md, session 10).
 #pragma once
 
 #include <immintrin.h>
@@ -23,6 +19,11 @@ namespace slimops::cpu {
 // instructions into the AVX2 path.
 namespace {
 
+// Per metadata byte (two groups of 4 dense columns), where each of the 4
+// kept values' x column starts, relative to the pair's first column. Looked
+// up instead of decoded: shifting, masking and scaling the 2-bit positions
+// cost ~4 integer instructions per kept value, as many as the loads and the
+// FMA the value needs (bench/NOTES.md, session 10).
 struct XtColumnTable {
   // Byte t of packed[byte]: where kept value t's x column starts, in units
   // of 8 bytes (an addressing-mode scale), so one 32-bit load serves the

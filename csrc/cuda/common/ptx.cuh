@@ -1,6 +1,7 @@
 // PTX wrappers shared by the tensor-core kernels (wo_gemm, kv_attention,
 // sparse24, lowrank): shared-memory addresses, cp.async copies and groups,
-// ldmatrix, lop3, streaming loads. Each family adds what only it needs in its own primitives header.
+// ldmatrix, lop3, streaming loads. Each family adds what only it needs in its
+// own primitives header.
 #pragma once
 
 #include <cstdint>
