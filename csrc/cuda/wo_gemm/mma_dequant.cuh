@@ -77,6 +77,24 @@ __device__ __forceinline__ void raw_int4(uint32_t w, uint32_t (&b)[4]) {
   }
 }
 
+// raw_int4 of a word whose bytes come interleaved, (0, 2, 1, 3) of the
+// plain order: each pair's two nibbles then sit 16 bits apart, so a shift
+// and a lop3 make a pair (no byte permutes). b[] as raw_int4's.
+template <typename T>
+__device__ __forceinline__ void raw_int4_interleaved(uint32_t w, uint32_t (&b)[4]) {
+  if constexpr (std::is_same_v<T, __half>) {
+    b[0] = and_or(w << 4, 0x00F000F0u, kHalfMagic64);
+    b[1] = and_or(w >> 4, 0x00F000F0u, kHalfMagic64);
+    b[2] = and_or(w, 0x00F000F0u, kHalfMagic64);
+    b[3] = and_or(w >> 8, 0x00F000F0u, kHalfMagic64);
+  } else {
+    b[0] = and_or(w, 0x000F000Fu, kBf16Magic);
+    b[1] = and_or(w >> 8, 0x000F000Fu, kBf16Magic);
+    b[2] = and_or(w >> 4, 0x000F000Fu, kBf16Magic);
+    b[3] = and_or(w >> 12, 0x000F000Fu, kBf16Magic);
+  }
+}
+
 // int8 word -> M + q, pairs (4t, 4t+1) and (4t+2, 4t+3) (M = 0 for bf16:
 // 128 + 255 does not fit its 8 significant bits, so q comes exact through
 // float32's magic 2^23 and is packed).

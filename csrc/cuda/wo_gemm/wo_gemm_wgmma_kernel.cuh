@@ -109,11 +109,15 @@ __device__ __forceinline__ int w_offset(int r, int c) {
   return off ^ (((off >> 7) & (kRowBytes / 16 - 1)) << 4);
 }
 
-// Bytes 2t, 2t+1, 2t+8, 2t+9 of a 16-byte chunk (see the header comment).
+// Bytes 2t, 2t+1, 2t+8, 2t+9 of a 16-byte chunk (see the header comment), in
+// that order for int8; for int4 interleaved as 2t, 2t+8, 2t+1, 2t+9, which
+// puts each A register's nibble pair one shift apart
+// (mma::raw_int4_interleaved): the same single prmt, two fewer per word.
+template <int kBits>
 __device__ __forceinline__ uint32_t fragment_word(const uint8_t* chunk, int t) {
   const uint32_t lo = *reinterpret_cast<const uint16_t*>(chunk + 2 * t);
   const uint32_t hi = *reinterpret_cast<const uint16_t*>(chunk + 8 + 2 * t);
-  return __byte_perm(lo, hi, 0x5410);
+  return __byte_perm(lo, hi, kBits == 4 ? 0x5140 : 0x5410);
 }
 
 // A raw pair (M + q) -> (q - z) s in float32, rounded once to T; c = -(M + z) s.
@@ -167,6 +171,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int groups = int(p.k / p.group_size);
   const bool per_channel = groups == 1;
   const int gs = int(p.group_size);
+  const bool one_group_per_stage = per_channel || gs % Cfg::kStageK == 0;
 
   if (tid == 0) {
     for (int s = 0; s < Cfg::kStages; ++s) {
@@ -185,9 +190,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     tma::prefetch_map(&maps.w);
     constexpr unsigned kXWBytes = S::kXBytes + S::kWBytes;
     const unsigned stage_bytes = kXWBytes + (per_channel ? 0u : (kZeros ? 2u : 1u) * S::kSBytes);
-    for (int i = 0; i < n_iters; ++i) {
-      const int st = i % Cfg::kStages;
-      if (i >= Cfg::kStages) tma::wait(&empty[st], ((i / Cfg::kStages) + 1) & 1);
+    for (int i = 0, st = 0, parity = 0; i < n_iters; ++i) {
+      if (i >= Cfg::kStages) tma::wait(&empty[st], parity ^ 1);
       uint8_t* const stage = smem + st * S::kStageBytes;
       tma::arrive_expect_tx(&full[st], stage_bytes);
       const int k0 = (it0 + i) * Cfg::kStageK;
@@ -200,6 +204,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         tma::load_2d(stage + S::kS, &maps.scales, g0, int(n0), &full[st]);
         if constexpr (kZeros) tma::load_2d(stage + S::kZ, &maps.zeros, g0, int(n0), &full[st]);
       }
+      if (++st == Cfg::kStages) st = 0, parity ^= 1;
     }
     return;
   }
@@ -223,16 +228,18 @@ __global__ void __launch_bounds__(kThreads, 1)
   // A fragments of one stage: kSteps x 4 registers (rows row_a / row_a + 8,
   // k pairs (2t, 2t+1) / (2t+8, 2t+9)).
   using Frag = uint32_t[Cfg::kSteps][4];
-  auto dequantise = [&](const uint8_t* stage, int k0, Frag& a) {
+  // group / in_group: the group of the stage's first k and that k's offset
+  // in it (GroupCursor).
+  auto dequantise = [&](const uint8_t* stage, int group, int in_group, Frag& a) {
     uint32_t raw[Cfg::kSteps][4];  // M + q before scaling, in fragment order
 #pragma unroll
     for (int c = 0; c < S::kChunks; ++c) {
-      const uint32_t wa = fragment_word(stage + S::kW + w_offset<S::kRowBytes>(row_a, c), t);
-      const uint32_t wb = fragment_word(stage + S::kW + w_offset<S::kRowBytes>(row_a + 8, c), t);
+      const uint32_t wa = fragment_word<kBits>(stage + S::kW + w_offset<S::kRowBytes>(row_a, c), t);
+      const uint32_t wb = fragment_word<kBits>(stage + S::kW + w_offset<S::kRowBytes>(row_a + 8, c), t);
       if constexpr (kBits == 4) {
         uint32_t lo[4], hi[4];
-        mma::raw_int4<T>(wa, lo);
-        mma::raw_int4<T>(wb, hi);
+        mma::raw_int4_interleaved<T>(wa, lo);
+        mma::raw_int4_interleaved<T>(wb, hi);
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           raw[2 * c + h][0] = lo[2 * h];
@@ -279,6 +286,12 @@ __global__ void __launch_bounds__(kThreads, 1)
         out[1] = scale_raw_f32<T>(v[1], r.sb, r.cb);
         out[2] = scale_raw_f32<T>(v[2], r.sa, r.ca);
         out[3] = scale_raw_f32<T>(v[3], r.sb, r.cb);
+      } else if constexpr (kM + default_zero(kBits) == 0.f) {
+        // bf16 int8: the raw value is q itself, only the scale is left.
+        out[0] = P::fma(v[0], r.s2a, 0u);
+        out[1] = P::fma(v[1], r.s2b, 0u);
+        out[2] = P::fma(v[2], r.s2a, 0u);
+        out[3] = P::fma(v[3], r.s2b, 0u);
       } else {
         const uint32_t zc2 = P::splat(-(kM + default_zero(kBits)));
         out[0] = mma::scale_raw<T>(v[0], zc2, r.s2a);
@@ -289,15 +302,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     };
     // Slot of a group among the 8 in shared memory: the first is the
     // stage's first group rounded down to a multiple of 4.
-    const int first_group = per_channel ? 0 : k0 / gs;
-    if (per_channel || gs % Cfg::kStageK == 0) {
+    if (one_group_per_stage) {
       // The whole stage lies in one group: its scales once.
-      const RowScales r = row_scales(first_group & 3);
+      const RowScales r = row_scales(group & 3);
 #pragma unroll
       for (int s = 0; s < Cfg::kSteps; ++s) apply(raw[s], r, a[s]);
     } else {
       // Groups of 32 to 96 k, or straddling stages: walk the k steps.
-      int slot = first_group & 3, in_group = k0 - first_group * gs;
+      int slot = group & 3;
 #pragma unroll
       for (int s = 0; s < Cfg::kSteps; ++s) {
         apply(raw[s], row_scales(slot), a[s]);
@@ -318,23 +330,39 @@ __global__ void __launch_bounds__(kThreads, 1)
   // alternate between two register sets because an in-flight wgmma still
   // reads the other one. Stage i - 1 is released once wait_group<1> has
   // retired its wgmmas.
+  //
+  // Everything a stage needs besides its data is kept as running counters
+  // (ring slot and parity, group cursor, x descriptor): at ~180 instructions
+  // of dequantisation per warp and stage, the divisions by kStages and the
+  // group size and the per-step descriptor builds had added ~100 more
+  // (bench/NOTES.md, session 11).
   Frag frag0 = {}, frag1 = {};
+  int st = 0;
+  unsigned parity = 0;
+  const int k_first = it0 * Cfg::kStageK;
+  int group = per_channel ? 0 : k_first / gs;
+  int in_group = per_channel ? 0 : k_first - group * gs;
+  // The x box of stage slot 0; slot st's is st * kStageBytes further (the
+  // descriptor's address field counts 16-byte units and cannot carry:
+  // shared memory ends below 2^18 bytes).
+  const uint64_t x_desc0 = wgmma::desc_k_major_sw128(mma::smem_u32(smem + S::kX));
   auto step = [&](int i, Frag& cur, Frag& prev) {
-    const int st = i % Cfg::kStages;
-    tma::wait(&full[st], (i / Cfg::kStages) & 1);
+    tma::wait(&full[st], parity);
     const uint8_t* const stage = smem + st * S::kStageBytes;
-    dequantise(stage, (it0 + i) * Cfg::kStageK, cur);
+    dequantise(stage, group, in_group, cur);
     wgmma::fence();
-    const uint32_t xs = mma::smem_u32(stage + S::kX);
+    const uint64_t x_desc = x_desc0 + uint64_t(st * (S::kStageBytes >> 4));
 #pragma unroll
     for (int s = 0; s < Cfg::kSteps; ++s)
-      wgmma::MmaRS<T, Cfg::kBM>::mma(acc, cur[s],
-                                     wgmma::desc_k_major_sw128(xs + (s / 4) * S::kXAtomBytes + 32 * (s % 4)));
+      wgmma::MmaRS<T, Cfg::kBM>::mma(acc, cur[s], x_desc + ((s / 4) * S::kXAtomBytes + 32 * (s % 4)) / 16);
     wgmma::commit_group();
     wgmma::wait_group<1>();
 #pragma unroll
     for (int s = 0; s < Cfg::kSteps; ++s) wgmma::fence_operands(prev[s]);
-    if (i > 0) tma::arrive(&empty[(i - 1) % Cfg::kStages]);
+    if (i > 0) tma::arrive(&empty[st == 0 ? Cfg::kStages - 1 : st - 1]);
+    if (++st == Cfg::kStages) st = 0, parity ^= 1u;
+    if (!per_channel)
+      for (in_group += Cfg::kStageK; in_group >= gs; in_group -= gs) ++group;
   };
   for (int i = 0; i < n_iters; i += 2) {
     step(i, frag0, frag1);
