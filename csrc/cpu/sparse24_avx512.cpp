@@ -1,9 +1,10 @@
 // AVX-512 2:4 sparse matmul: the same two plans as sparse24_avx2.cpp, with
 // the instructions AVX-512 adds for exactly this shape of work:
-//   - small M: vexpandps places 8 consecutive kept values into the 16 dense
-//     columns their metadata marks (a mask from two table lookups), one
-//     instruction instead of a permute, a mask and two table loads per 8
-//     columns;
+//   - small M: a two-source permute brings, for 16 kept values, the 16 x
+//     values they meet out of x's 32 columns, with indices made from the
+//     metadata word by one shift and one ternary-logic op: no table lookups,
+//     one FMA per kept value (the tails place kept values into their dense
+//     columns with vexpandps instead);
 //   - larger M: x transposed in blocks of 16 rows is one zmm per column, so a
 //     kept value meets 16 rows in one FMA (its broadcast folded into the FMA).
 // Compiled with the AVX-512 flags of wo_gemm_i16_avx512vnni.cpp; call only
@@ -55,6 +56,31 @@ inline __m512 expand16(const void* values, int64_t vi, const uint8_t* meta, int6
   }
 }
 
+// The x columns (0 .. 31 of 32) that 16 consecutive kept values meet, from
+// their 4 metadata bytes: kept value v is in group v / 2 at the position in
+// bits 2v, 2v + 1 of the little-endian word (canonical layout), so column
+// 4 (v / 2) + ((word >> 2v) & 3).
+inline __m512i kept_columns(const uint8_t* meta4) {
+  uint32_t word;
+  std::memcpy(&word, meta4, 4);
+  const __m512i shifts = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i group_base = _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
+  constexpr int kAAndBOrC = 0xEA;  // ternary-logic truth table of (a & b) | c
+  return _mm512_ternarylogic_epi32(_mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(word)), shifts),
+                                   _mm512_set1_epi32(3), group_base, kAAndBOrC);
+}
+
+// 16 consecutive kept values from vi, as float32.
+template <DType kDt>
+inline __m512 load_kept16(const void* values, int64_t vi) {
+  if constexpr (kDt == DType::kFloat32) {
+    return _mm512_loadu_ps(static_cast<const float*>(values) + vi);
+  } else {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(values) + vi));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
 template <DType kDt, int MR>
 void row_block(const Sparse24Params& p, int64_t n, int64_t m0, const KeptMaskTable& t) {
   const float* x = static_cast<const float*>(p.x) + m0 * p.x_row_stride;
@@ -64,17 +90,32 @@ void row_block(const Sparse24Params& p, int64_t n, int64_t m0, const KeptMaskTab
   const char* vrow = static_cast<const char*>(p.values) + vbase * vbytes;
   __m512 acc0[MR], acc1[MR];
   for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
-  const int64_t blocks = p.k / 16;
+  const int64_t blocks = p.k / 16;  // of 16 dense columns, 8 kept values
   int64_t j = 0;
-  for (; j + 2 <= blocks; j += 2) {
-    // Both streams prefetched ahead (see sparse24_avx2.cpp): the kept values
-    // 4 KiB ahead into L1 and 8 KiB ahead into L2 (measured: 1.42-1.52x over
-    // dense fp32 at 1 KiB ahead, 1.67-1.70x with these).
-    if ((j * 8 * vbytes) % 64 == 0) {
-      _mm_prefetch(vrow + j * 8 * vbytes + 4096, _MM_HINT_T0);
-      _mm_prefetch(vrow + j * 8 * vbytes + 8192, _MM_HINT_T1);
+  for (; j + 4 <= blocks; j += 4) {
+    // 64 columns, 32 kept values: two permute steps, one accumulator each.
+    // Both streams prefetched ahead (see sparse24_avx2.cpp): kept values
+    // 2 KiB ahead into L1 and 6 KiB into L2. This loop consumes them ~1.8x
+    // as fast as the expand loop did and wants them nearer (one thread from
+    // DRAM: 1.83-1.92x dense fp32, 1.44-1.49x at that loop's 4 / 8 KiB;
+    // bench/NOTES.md, session 11).
+    for (int64_t line = 0; line < 32 * vbytes; line += 64) {
+      _mm_prefetch(vrow + j * 8 * vbytes + line + 2048, _MM_HINT_T0);
+      _mm_prefetch(vrow + j * 8 * vbytes + line + 6144, _MM_HINT_T1);
     }
     if (j % 32 == 0) _mm_prefetch(reinterpret_cast<const char*>(meta) + 2 * j + 256, _MM_HINT_T0);
+    const __m512i c0 = kept_columns(meta + 2 * j), c1 = kept_columns(meta + 2 * j + 4);
+    const __m512 v0 = load_kept16<kDt>(p.values, vbase + 8 * j);
+    const __m512 v1 = load_kept16<kDt>(p.values, vbase + 8 * j + 16);
+    for (int r = 0; r < MR; ++r) {
+      const float* xr = x + r * p.x_row_stride + 16 * j;
+      const __m512 x0 = _mm512_permutex2var_ps(_mm512_loadu_ps(xr), c0, _mm512_loadu_ps(xr + 16));
+      const __m512 x1 = _mm512_permutex2var_ps(_mm512_loadu_ps(xr + 32), c1, _mm512_loadu_ps(xr + 48));
+      acc0[r] = _mm512_fmadd_ps(v0, x0, acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(v1, x1, acc1[r]);
+    }
+  }
+  for (; j + 2 <= blocks; j += 2) {  // what is left: 16-column blocks
     const __m512 w0 = expand16<kDt>(p.values, vbase + 8 * j, meta, j, t);
     const __m512 w1 = expand16<kDt>(p.values, vbase + 8 * j + 8, meta, j + 1, t);
     for (int r = 0; r < MR; ++r) {
