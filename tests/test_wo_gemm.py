@@ -184,24 +184,6 @@ def test_cuda_tensor_core_tails_and_split_k(bits, k, n, gs, m, dtype, symmetric,
 
 
 @requires_cuda
-@pytest.mark.parametrize("bits,k,n,gs", MMA_SHAPES)
-@pytest.mark.parametrize("m", [1, 3, 8, 9, 16])
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("symmetric", [True, False])
-def test_cuda_tensor_core_eight_warp_tiles(bits, k, n, gs, m, dtype, symmetric, gen, monkeypatch):
-    """The small-M tiles with 8 warps of 16 columns (SLIMOPS_MMA_WARPS=8),
-    forced onto the tensor-core path at every M they serve."""
-    monkeypatch.setenv("SLIMOPS_CUDA_WO_GEMM", "mma")
-    monkeypatch.setenv("SLIMOPS_MMA_WARPS", "8")
-    prob = Problem(bits, k, n, gs, gen, "cuda", bias=m % 2 == 1, symmetric=symmetric)
-    if prob.z is not None:
-        prob.z = prob.z + 0.375
-    x = randn_with_outliers(m, k, dtype=dtype, generator=gen).cuda()
-    out = check(prob, x)
-    assert torch.equal(prob.run(x), out)
-
-
-@requires_cuda
 @pytest.mark.parametrize("bits", [8, 4])
 def test_cuda_tensor_core_strided_x(bits, gen):
     """Rows of x 2K apart (a column slice) and a batched leading shape."""

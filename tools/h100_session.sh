@@ -3,7 +3,7 @@
 # scarce): build, CUDA tests, compute-sanitizer, benchmarks. Logs and tables
 # go under $OUT. Usage: bash tools/h100_session.sh [build] [test] [test-all] [sanitize] [sanitize-new] [bench]
 # [bench-attn] [bench-sparse] [bench-paths] [wgmma-sweep] [s24-wgmma] [s24-sweep] [e2e] [lr-corr] [lowrank] [flush-probe] [compress-gpu]
-# [mma-warps] [cold-stream]
+# [cold-stream]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/slimops_out}
@@ -123,13 +123,6 @@ for step in $steps; do
       timeout "${SANITIZE_TIMEOUT:-150}" compute-sanitizer --tool memcheck --error-exitcode 1 python3 -m pytest -q \
         -p no:cacheprovider tests/test_sparse24.py -k "wgmma and (None or 64) and not 1030" > "$OUT/memcheck_s24.log" 2>&1
       echo "memcheck exit $?"; grep -E "ERROR SUMMARY|passed|failed" "$OUT/memcheck_s24.log" | tail -3 ;;
-    mma-warps)
-      # The small-M tensor-core tiles with 8 warps (SLIMOPS_MMA_WARPS=8): their
-      # tests, then an A/B against the 4-warp tiles in one process.
-      python3 -m pytest -q -p no:cacheprovider tests/test_wo_gemm.py -k eight_warp > "$OUT/pytest_mma_warps.log" 2>&1
-      tail -2 "$OUT/pytest_mma_warps.log"
-      python3 tools/probes/wo_gemm_ab.py SLIMOPS_MMA_WARPS --values 4,8 --m ${AB_M:-1,4,16} > "$OUT/mma_warps_ab.md" 2>&1
-      cat "$OUT/mma_warps_ab.md" ;;
     cold-stream)
       # The cold-read floor under the runner's timing (tools/probes/cold_stream.cu).
       nvcc -O3 -gencode arch=compute_90a,code=sm_90a tools/probes/cold_stream.cu -o /tmp/cold_stream \

@@ -13,7 +13,6 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
-#include <cstdlib>
 
 #include "split_k_plan.h"
 #include "weight_type_switch.h"
@@ -41,15 +40,7 @@ using TileM8 = Tile<2, 1, 4, 1, 4, 3, true>;    // 128 threads, 8 x 128
 using TileM16 = Tile<2, 2, 4, 1, 4, 3, true>;   // 128 threads, 16 x 128
 using TileM32 = Tile<2, 4, 4, 1, 4, 2, true>;   // 128 threads, 32 x 128
 using TileM64 = Tile<2, 4, 4, 2, 4, 2, false>;  // 256 threads, 64 x 128; also M > 64, tiled
-// The same two small-M tiles with 8 warps of 16 columns instead of 4 of 32:
-// twice the warps per scheduler to overlap each warp's dependent chain per
-// stage, which ncu found binding at M = 1 (bench/NOTES.md, session 10). Off
-// until measured: SLIMOPS_MMA_WARPS=8 selects them (read per call, for A/B
-// sweeps: tools/probes/wo_gemm_ab.py).
-using TileM8W8 = Tile<1, 1, 8, 1, 4, 2, true>;   // 256 threads, 8 x 128
-using TileM16W8 = Tile<1, 2, 8, 1, 4, 2, true>;  // 256 threads, 16 x 128
 constexpr int64_t kTileN = 128;
-static_assert(TileM8W8::kBN == kTileN && TileM16W8::kBN == kTileN, "shape_applies bounds the N tiles with kTileN");
 static_assert(TileM8::kBN == kTileN && TileM16::kBN == kTileN && TileM32::kBN == kTileN && TileM64::kBN == kTileN,
               "shape_applies bounds the N tiles with kTileN");
 
@@ -109,12 +100,7 @@ struct MmaKernel {
   }
 };
 
-bool eight_warps() {
-  const char* v = std::getenv("SLIMOPS_MMA_WARPS");
-  return v != nullptr && std::atoi(v) == 8;
-}
-
-// dtype x bits x zero points x M bucket: 32 instances (+ 16 with 8 warps); with the low-rank
+// dtype x bits x zero points x M bucket: 32 instances; with the low-rank
 // correction (kLowRank), M <= kLowRankMaxM only (one M tile of the two
 // smallest buckets): 16 more.
 constexpr int64_t kLowRankMaxM = TileM16::kBM;
@@ -124,12 +110,6 @@ auto dispatch(const WoGemmParams& p, Fn&& fn) {
     using T = typename decltype(type)::type;
     constexpr int kBits = decltype(bits)::value;
     constexpr bool kZeros = decltype(zeros)::value;
-    if constexpr (!kLowRank) {
-      if (p.m <= TileM16W8::kBM && eight_warps()) {
-        if (p.m <= TileM8W8::kBM) return fn(MmaKernel<T, kBits, TileM8W8, kZeros, false>{});
-        return fn(MmaKernel<T, kBits, TileM16W8, kZeros, false>{});
-      }
-    }
     if (p.m <= TileM8::kBM) return fn(MmaKernel<T, kBits, TileM8, kZeros, kLowRank>{});
     if constexpr (kLowRank) {
       return fn(MmaKernel<T, kBits, TileM16, kZeros, true>{});
