@@ -10,6 +10,12 @@
 
 namespace slimops::cpu::avx512 {
 
+// 16 bfloat16 values widened to 16 floats (exact: bf16 is float32's top half).
+static inline __m512 load_bf16x16_as_f32(const uint16_t* p) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
 // sums[i] = the sum of acc[i]'s 16 lanes, i < 8: each folded to 256 bits,
 // then the eight reduced together (sums 32-byte aligned).
 static inline void hsum8_f32x16(const __m512* acc, float* sums) {

@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "avx2_helpers.h"
+#include "avx512_helpers.h"
 #include "sparse24_xt_common.h"
 
 namespace slimops::cpu {
@@ -76,8 +77,7 @@ inline __m512 load_kept16(const void* values, int64_t vi) {
   if constexpr (kDt == DType::kFloat32) {
     return _mm512_loadu_ps(static_cast<const float*>(values) + vi);
   } else {
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(values) + vi));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return avx512::load_bf16x16_as_f32(static_cast<const uint16_t*>(values) + vi);
   }
 }
 

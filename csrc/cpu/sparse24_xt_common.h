@@ -10,6 +10,9 @@
 #include <cstdint>
 
 #include "avx2_helpers.h"
+#if defined(__AVX512F__)
+#include "avx512_helpers.h"
+#endif
 #include "bf16_convert.h"
 #include "sparse24_cpu.h"
 
@@ -61,10 +64,7 @@ inline const float* kept_values_f32(const Sparse24Params& p, int64_t vi, int64_t
     int64_t i = 0;
 #if defined(__AVX512F__)
     // 16 at a time where this copy is compiled for AVX-512 (4% on bf16 M = 16).
-    for (; i + 16 <= count; i += 16) {
-      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
-      _mm512_store_ps(buf + i, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
-    }
+    for (; i + 16 <= count; i += 16) _mm512_store_ps(buf + i, avx512::load_bf16x16_as_f32(src + i));
 #endif
     for (; i + 8 <= count; i += 8) _mm256_store_ps(buf + i, avx2::load_bf16x8_as_f32(src + i));
     for (; i < count; ++i) buf[i] = bf16_to_f32(src[i]);
