@@ -1,16 +1,18 @@
 // AVX2 2:4 sparse matmul. The weight streams from memory once per block of
 // x rows at 9/16 of its dense bytes (fp32: half the values plus 1/16 for
-// metadata): per 8 dense columns, 4 kept values are placed into their
-// columns with one cross-lane permute and one mask, both looked up by the
-// metadata byte (256 entries, 16 KiB: L1/L2-resident), then meet x with
-// dense FMAs. That spends as many FMAs as dense, but decode-sized M is
-// bound by the weight bytes, not by the FMAs.
+// metadata). Small M: per 16 dense columns, the x values that 8 kept values
+// meet are picked by two in-lane permutes and a blend, their indices the
+// metadata bits themselves (x rearranged once per call so that each
+// 128-bit lane holds the group its kept values come from); tails place
+// kept values into their dense columns with a permute and a mask looked up
+// by the metadata byte (256 entries, 16 KiB: L1/L2-resident).
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "avx2_helpers.h"
 #include "sparse24_xt_common.h"
@@ -67,26 +69,83 @@ inline __m256 expand8(const void* values, int64_t vi, uint8_t meta, const Expand
   return _mm256_and_ps(placed, _mm256_load_ps(reinterpret_cast<const float*>(e.keep)));
 }
 
-// Output column n for MR rows of x: each expanded piece of W meets MR rows,
-// two accumulators per row for FMA latency.
+// x's rows with each whole block of 16 columns rearranged as columns 0-3,
+// 8-11, 4-7, 12-15: the block's two 8-float halves are then (group 0 |
+// group 2) and (group 1 | group 3), and an in-lane permute of each finds,
+// in every 128-bit lane, the group that lane's kept values come from.
+std::vector<float> arranged_x(const Sparse24Params& p) {
+  const int64_t cols = p.k / 16 * 16;
+  std::vector<float> xa(static_cast<size_t>(p.m * cols));
+  for (int64_t r = 0; r < p.m; ++r) {
+    const float* src = static_cast<const float*>(p.x) + r * p.x_row_stride;
+    float* dst = xa.data() + r * cols;
+    for (int64_t c = 0; c < cols; c += 16) {
+      const __m256 lo = _mm256_loadu_ps(src + c), hi = _mm256_loadu_ps(src + c + 8);
+      _mm256_storeu_ps(dst + c, _mm256_permute2f128_ps(lo, hi, 0x20));
+      _mm256_storeu_ps(dst + c + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+    }
+  }
+  return xa;
+}
+
+// 8 consecutive kept values from vi, as float32.
+template <DType kDt>
+inline __m256 load_kept8(const void* values, int64_t vi) {
+  if constexpr (kDt == DType::kFloat32) {
+    return _mm256_loadu_ps(static_cast<const float*>(values) + vi);
+  } else {
+    return load_bf16x8_as_f32(static_cast<const uint16_t*>(values) + vi);
+  }
+}
+
+// The x values that the 8 kept values of one 16-column block meet, from the
+// block's arranged x (a: groups 0 | 2, b: groups 1 | 3). Kept value v's
+// position in its group is bits 2v, 2v + 1 of the block's metadata, which
+// vpermilps reads as the low bits of lane v's index as they are; lanes 2, 3,
+// 6, 7 (groups 1 and 3) take b's.
+inline __m256 kept_x8(const float* xa, __m256i positions) {
+  constexpr int kGroups13 = 0xCC;
+  return _mm256_blend_ps(_mm256_permutevar_ps(_mm256_loadu_ps(xa), positions),
+                         _mm256_permutevar_ps(_mm256_loadu_ps(xa + 8), positions), kGroups13);
+}
+
+// Output column n for MR rows of x, two accumulators per row for FMA
+// latency. xa: arranged_x rows, row stride (k / 16) * 16.
 template <DType kDt, int MR>
-void row_block(const Sparse24Params& p, int64_t n, int64_t m0, const ExpandTable& t) {
+void row_block(const Sparse24Params& p, const float* xa, int64_t n, int64_t m0, const ExpandTable& t) {
   const float* x = static_cast<const float*>(p.x) + m0 * p.x_row_stride;
+  const int64_t xa_stride = p.k / 16 * 16;
+  xa += m0 * xa_stride;
   const uint8_t* meta = p.meta + n * (p.k / 8);
   const int64_t vbase = n * (p.k / 2);
   __m256 acc0[MR], acc1[MR];
   for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
-  // Software prefetch a few cache lines ahead in both streams: the kept
-  // values and the metadata each cross a page every few hundred
-  // iterations, where the hardware streamers stop and must retrain, and
-  // every metadata miss stalls the table lookups that depend on it.
-  constexpr int64_t kAheadBytes = 1024;
+  // Software prefetch ahead in both streams: the kept values and the
+  // metadata each cross a page every few hundred iterations, where the
+  // hardware streamers stop and must retrain.
   const int64_t vbytes = kDt == DType::kFloat32 ? 4 : 2;
   const char* vrow = static_cast<const char*>(p.values) + vbase * vbytes;
-  int64_t j = 0;
-  for (; j + 2 <= p.k / 8; j += 2) {
-    if ((j * 4 * vbytes) % 64 == 0) _mm_prefetch(vrow + j * 4 * vbytes + kAheadBytes, _MM_HINT_T0);
-    if (j % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(meta) + j + kAheadBytes / 4, _MM_HINT_T0);
+  int64_t j = 0;  // in units of 8 columns (4 kept values, one metadata byte)
+  const __m256i shifts_lo = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m256i shifts_hi = _mm256_setr_epi32(16, 18, 20, 22, 24, 26, 28, 30);
+  for (; j + 4 <= p.k / 8; j += 4) {  // two 16-column blocks
+    if ((j * 4 * vbytes) % 64 == 0) {
+      _mm_prefetch(vrow + j * 4 * vbytes + 2048, _MM_HINT_T0);
+      _mm_prefetch(vrow + j * 4 * vbytes + 6144, _MM_HINT_T1);
+    }
+    if (j % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(meta) + j + 256, _MM_HINT_T0);
+    uint32_t word;
+    std::memcpy(&word, meta + j, 4);
+    const __m256i all = _mm256_set1_epi32(static_cast<int>(word));
+    const __m256i pos0 = _mm256_srlv_epi32(all, shifts_lo), pos1 = _mm256_srlv_epi32(all, shifts_hi);
+    const __m256 v0 = load_kept8<kDt>(p.values, vbase + 4 * j), v1 = load_kept8<kDt>(p.values, vbase + 4 * j + 8);
+    for (int r = 0; r < MR; ++r) {
+      const float* xr = xa + r * xa_stride + 8 * j;
+      acc0[r] = _mm256_fmadd_ps(v0, kept_x8(xr, pos0), acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(v1, kept_x8(xr + 16, pos1), acc1[r]);
+    }
+  }
+  for (; j + 2 <= p.k / 8; j += 2) {  // what is left, 8 columns at a time
     const __m256 w0 = expand8<kDt>(p.values, vbase + 4 * j, meta[j], t);
     const __m256 w1 = expand8<kDt>(p.values, vbase + 4 * j + 4, meta[j + 1], t);
     for (int r = 0; r < MR; ++r) {
@@ -106,13 +165,15 @@ void row_block(const Sparse24Params& p, int64_t n, int64_t m0, const ExpandTable
 template <DType kDt>
 void rows(const Sparse24Params& p, int64_t n0, int64_t n1) {
   const ExpandTable& t = expand_table();
+  // Once per call: torch's parallel_for hands each thread one range.
+  const std::vector<float> xa = arranged_x(p);
   for (int64_t n = n0; n < n1; ++n) {
     int64_t m = 0;
-    for (; m + 4 <= p.m; m += 4) row_block<kDt, 4>(p, n, m, t);
+    for (; m + 4 <= p.m; m += 4) row_block<kDt, 4>(p, xa.data(), n, m, t);
     switch (p.m - m) {
-      case 3: row_block<kDt, 3>(p, n, m, t); break;
-      case 2: row_block<kDt, 2>(p, n, m, t); break;
-      case 1: row_block<kDt, 1>(p, n, m, t); break;
+      case 3: row_block<kDt, 3>(p, xa.data(), n, m, t); break;
+      case 2: row_block<kDt, 2>(p, xa.data(), n, m, t); break;
+      case 1: row_block<kDt, 1>(p, xa.data(), n, m, t); break;
       default: break;
     }
   }
