@@ -229,7 +229,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // k pairs (2t, 2t+1) / (2t+8, 2t+9)).
   using Frag = uint32_t[Cfg::kSteps][4];
   // group / in_group: the group of the stage's first k and that k's offset
-  // in it (GroupCursor).
+  // in it (running counters, advanced once per stage by step() below).
   auto dequantise = [&](const uint8_t* stage, int group, int in_group, Frag& a) {
     uint32_t raw[Cfg::kSteps][4];  // M + q before scaling, in fragment order
 #pragma unroll
