@@ -121,6 +121,33 @@ def test_cuda_matches_reference(k, n, m, dtype, bits, gen):
     assert rel_error(out, reference.sparse24_gemm(x, **kw)) < TOL[dtype]
 
 
+# The mma.sp kernel's int4 tiles at M <= 8 (sparse24_dispatch.cuh): the
+# default (TileS4One) and the experiments SLIMOPS_S24_SMALL_TILE forces: one
+# 8-token tile, 3 or 4 blocks per SM, 256-row blocks, scales applied after
+# the mma, TileS4; N tails inside a block, split-K, zero points (which the
+# post-scaled tiles leave to the scaled path).
+@requires_cuda
+@pytest.mark.parametrize("k,n", [(512, 16), (4096, 528), (1024, 1040)])
+@pytest.mark.parametrize("m", [1, 3, 8])
+@pytest.mark.parametrize("tile", ["0", "1", "2", "3", "5", "6"])
+@pytest.mark.parametrize("gs,symmetric", [(64, True), (128, True), (128, False)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cuda_small_m_int4_tiles(k, n, m, tile, gs, symmetric, dtype, gen, monkeypatch):
+    monkeypatch.setenv("SLIMOPS_CUDA_SPARSE24", "mma")
+    monkeypatch.setenv("SLIMOPS_S24_SMALL_TILE", tile)
+    c = sparse24.compress(pruned_weight(n, k, gen, dtype))
+    q, scales, zeros = sparse24.quantize_kept_int4(c.values, gs, symmetric=symmetric)
+    if zeros is not None:
+        zeros = zeros + 0.375
+    values, meta = sparse24_cuda.to_cuda_layout(q, c.meta, 4)
+    kw = dict(values=values.cuda(), meta=meta.cuda(), scales=scales.cuda(), zeros=None if zeros is None else zeros.cuda(),
+              bias=randn_with_outliers(n, generator=gen).cuda(), bits=4, group_size=gs, layout=1)
+    x = randn_with_outliers(m, k, dtype=dtype, generator=gen).cuda()
+    out = slimops.sparse24_gemm(x, **kw)
+    assert rel_error(out, reference.sparse24_gemm(x, **kw)) < TOL[dtype]
+    assert torch.equal(slimops.sparse24_gemm(x, **kw), out)  # split-K sums in a fixed order
+
+
 # The Hopper kernel (sparse24_wgmma.cu) forced at every M, with the token
 # tile and cluster M picks or forced ones: N tails inside a 128-row block
 # (N = 208, 1040) and past a cluster's rows (blocks with no W rows), split-K

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 
 #include "../../common/status.h"
 #include "../common/split_k_waves.h"
@@ -35,6 +36,26 @@ using TileL = Tile<2, 2, 4, 8, 64, 4, 1>;   // M > 64: 128 W rows x 128 tokens, 
 // instead of 7 KB): 0-12% faster than TileS for int4 on H100 (one shape
 // -2% under a read flush).
 using TileS4 = Tile<4, 1, 2, 2, 256, 4, 2>;
+// int4 values, M <= 8: one 8-token tile (half the ldmatrix and mma of
+// TileS4, 18 KB stages, 3 blocks per SM), row scales applied to the fp32
+// partial sums (Tile::kPostScale) and copies planned once (StageLoader).
+// Against TileS4, same process on H100 (bench/results/sparse24_small_m_tiles_h100.md):
+// 1.01-1.11x at M = 1 and 4 on the four shapes; 1.02-1.37x against
+// session 11's kernel.
+using TileS4One = Tile<4, 1, 2, 1, 256, 4, 3, true>;
+// Experiments at M <= 8, forced by SLIMOPS_S24_SMALL_TILE (read per call):
+// 1: TileS4One's shape without post-scaling; 2: the same, 3 stages and 4
+// blocks per SM; 3: 256 W rows of 8 tokens, 128-k stages; 5: TileS4,
+// post-scaled; 6: TileS4 (the kernel before TileS4One).
+using TileS4x1 = Tile<4, 1, 2, 1, 256, 4, 3>;
+using TileS4x2 = Tile<4, 1, 2, 1, 256, 3, 4>;
+using TileS4x3 = Tile<4, 1, 4, 1, 128, 4, 3>;
+using TileS4x5 = Tile<4, 1, 2, 2, 256, 4, 2, true>;
+
+inline int small_tile_experiment() {
+  const char* v = std::getenv("SLIMOPS_S24_SMALL_TILE");
+  return v != nullptr ? std::atoi(v) : 0;
+}
 
 constexpr int kMaxSplits = 16;
 static_assert(kMaxSplits <= split_k::kMaxArrivals, "arrivals fit the counter word");
@@ -137,6 +158,18 @@ Status run_format(const Sparse24Params& p, void* workspace, int num_sms, cudaStr
     }
     return K::launch(p, workspace, num_sms, stream);
   };
+  if constexpr (kBits == 4) {
+    if (p.m <= 8) {
+      switch (small_tile_experiment()) {
+        case 1: return go(Kernel<T, kBits, TileS4x1, kZeros>{});
+        case 2: return go(Kernel<T, kBits, TileS4x2, kZeros>{});
+        case 3: return go(Kernel<T, kBits, TileS4x3, kZeros>{});
+        case 5: return go(Kernel<T, kBits, TileS4x5, kZeros>{});
+        case 6: return go(Kernel<T, kBits, TileS4, kZeros>{});
+        default: return go(Kernel<T, kBits, TileS4One, kZeros>{});
+      }
+    }
+  }
   if (p.m <= TileS::kBT) {
     if constexpr (kBits == 4) return go(Kernel<T, kBits, TileS4, kZeros>{});
     else return go(Kernel<T, kBits, TileS, kZeros>{});

@@ -4,7 +4,11 @@
 // Orientation: mma.sp needs the sparse matrix as its A operand, so the
 // kernel computes y^T = W x^T: 16 rows of W are the mma's M, 32 dense k its
 // K, 8 tokens of x its N. M = 1 thus wastes 7/8 of the mma's N, which costs
-// nothing at small M (memory-bound) and no padding of W.
+// nothing at small M (memory-bound) and no padding of W. x rows past the
+// last token are not loaded (their mma columns are dropped); skipping the
+// mma of an 8-token tile with no token behind a branch cost M = 16 up to
+// 25% (it keeps the two tiles' ldmatrix and mma from interleaving), so the
+// M <= 8 tiles have one 8-token tile instead.
 //
 // CUDA layout (python/slimops/formats/sparse24_cuda.py documents it to the
 // bit): W is cut into tiles of 16 rows by 64 dense k, stored tile after tile
@@ -37,6 +41,7 @@
 #include "../../common/sparse24_params.h"
 #include "../common/split_k_counter.cuh"
 #include "sparse24_primitives.cuh"
+#include "sparse24_stage_loader.cuh"
 
 namespace slimops::cuda::s24 {
 
@@ -46,8 +51,13 @@ constexpr int kTileRows = 16;
 
 // kWarpsW x kWarpsT warps; each owns kMT 16-row tiles of W and kNT 8-token
 // tiles of x. kStageK dense k per pipeline stage (a multiple of kTileK).
-template <int kWarpsW_, int kWarpsT_, int kMT_, int kNT_, int kStageK_, int kStages_, int kMinBlocks_>
+// kPostScale (int4 values without zero points): the mma multiplies the
+// exact integers q - 8 and the row scales are applied to fp32 partial sums
+// once per layout tile, instead of to every weight before the mma.
+template <int kWarpsW_, int kWarpsT_, int kMT_, int kNT_, int kStageK_, int kStages_, int kMinBlocks_,
+          bool kPostScale_ = false>
 struct Tile {
+  static constexpr bool kPostScale = kPostScale_;
   static constexpr int kWarpsW = kWarpsW_;
   static constexpr int kWarpsT = kWarpsT_;
   static constexpr int kMT = kMT_;
@@ -116,52 +126,60 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   const int it0 = split * sk.iters_per_split;
   const int n_iters = min(sk.iters_per_split, sk.iters - it0);
   const int64_t ktiles = p.k / kTileK;                // layout tiles along k
-  const int64_t wtiles = p.n / kTileRows;
-  const uint8_t* const vals = static_cast<const uint8_t*>(p.values);
-  const uint8_t* const meta = p.meta;
-  const T* const x = static_cast<const T*>(p.x);
   const uint32_t smem_base = smem_u32(smem);
-  const int tokens = int(min(int64_t(Cfg::kBT), p.m - m0));
-  const uint64_t pol = l2_evict_first_policy();
 
   // ---- Producer: one stage = kKT layout tiles of each of the block's W
   // tile rows (contiguous in global memory), their metadata, x and scales.
+  // The post-scaled int4 tiles copy with StageLoader (chunk addresses worked
+  // out once); the others keep the loop below, which recomputes them per
+  // stage: with StageLoader, ptxas 13.0 compiled the 16-bit tiles into
+  // copies whose descriptor was an undefined uniform register (an illegal
+  // instruction on H100; bench/NOTES.md, session 12).
+  StageLoader<T, kBits, Cfg, kZeros, S, F> loader(p, tid, w0, m0, it0);
+  const int tokens = loader.tokens;  // of this block's token tile (x rows to load)
   auto load_stage = [&](int st, int it) {
-    const uint32_t base = smem_base + st * S::kStageBytes;
-    const int64_t kt0 = int64_t(it) * Cfg::kKT;  // first layout tile along k
-    const int kt_valid = int(min(int64_t(Cfg::kKT), ktiles - kt0));
-    constexpr int kValChunks = F::kValBytes / 16;    // per layout tile
-    constexpr int kMetaChunks = F::kMetaBytes / 16;
-    for (int c = tid; c < S::kTilesW * Cfg::kKT * kValChunks; c += Cfg::kThreads) {
-      const int rt = c / (Cfg::kKT * kValChunks), rem = c % (Cfg::kKT * kValChunks);
-      const int64_t wt = w0 / kTileRows + rt;
-      const bool ok = wt < wtiles && rem / kValChunks < kt_valid;
-      const uint8_t* src = vals + ((ok ? wt * ktiles + kt0 : 0) * F::kValBytes + (ok ? rem * 16 : 0));
-      cp_async_16_stream(base + S::kVal + (rt * Cfg::kKT * kValChunks + rem) * 16, src, ok, pol);
-    }
-    for (int c = tid; c < S::kTilesW * Cfg::kKT * kMetaChunks; c += Cfg::kThreads) {
-      const int rt = c / (Cfg::kKT * kMetaChunks), rem = c % (Cfg::kKT * kMetaChunks);
-      const int64_t wt = w0 / kTileRows + rt;
-      const bool ok = wt < wtiles && rem / kMetaChunks < kt_valid;
-      const uint8_t* src = meta + ((ok ? wt * ktiles + kt0 : 0) * F::kMetaBytes + (ok ? rem * 16 : 0));
-      cp_async_16_stream(base + S::kMeta + (rt * Cfg::kKT * kMetaChunks + rem) * 16, src, ok, pol);
-    }
-    constexpr int kXChunks = Cfg::kStageK / 8;  // 16-byte chunks of an x row
-    const int64_t k0 = kt0 * kTileK;
-    for (int c = tid; c < Cfg::kBT * kXChunks; c += Cfg::kThreads) {
-      const int r = c / kXChunks, cc = c % kXChunks;
-      const bool ok = r < tokens && cc < kt_valid * (kTileK / 8);
-      const T* src = x + (ok ? (m0 + r) * p.x_row_stride + k0 + cc * 8 : 0);
-      cp_async_16(base + S::kX + (r * kXChunks + (cc ^ (r & 7))) * 16, src, ok);
-    }
-    if constexpr (kBits == 4) {
-      const int64_t groups = p.k / p.group_size;
-      for (int c = tid; c < Cfg::kBW * Cfg::kKT; c += Cfg::kThreads) {
-        const int r = c / Cfg::kKT, kt = c % Cfg::kKT;
-        const bool ok = w0 + r < p.n && kt < kt_valid;
-        const int64_t off = ok ? (w0 + r) * groups + (k0 + kt * kTileK) / p.group_size : 0;
-        cp_async_4_stream(base + S::kS + c * 4, p.scales + off, ok, pol);
-        if constexpr (kZeros) cp_async_4_stream(base + S::kZ + c * 4, p.zeros + off, ok, pol);
+    if constexpr (Cfg::kPostScale) {
+      loader.load(smem_base + st * S::kStageBytes, it);
+    } else {
+      const uint64_t pol = l2_evict_first_policy();
+      const uint32_t base = smem_base + st * S::kStageBytes;
+      const int64_t kt0 = int64_t(it) * Cfg::kKT;  // first layout tile along k
+      const int kt_valid = int(min(int64_t(Cfg::kKT), ktiles - kt0));
+      constexpr int kValChunks = F::kValBytes / 16;    // per layout tile
+      constexpr int kMetaChunks = F::kMetaBytes / 16;
+      for (int c = tid; c < S::kTilesW * Cfg::kKT * kValChunks; c += Cfg::kThreads) {
+        const int rt = c / (Cfg::kKT * kValChunks), rem = c % (Cfg::kKT * kValChunks);
+        const int64_t wt = w0 / kTileRows + rt;
+        const bool ok = wt < p.n / kTileRows && rem / kValChunks < kt_valid;
+        const uint8_t* src = static_cast<const uint8_t*>(p.values) +
+                             ((ok ? wt * ktiles + kt0 : 0) * F::kValBytes + (ok ? rem * 16 : 0));
+        cp_async_16_stream(base + S::kVal + (rt * Cfg::kKT * kValChunks + rem) * 16, src, ok, pol);
+      }
+      for (int c = tid; c < S::kTilesW * Cfg::kKT * kMetaChunks; c += Cfg::kThreads) {
+        const int rt = c / (Cfg::kKT * kMetaChunks), rem = c % (Cfg::kKT * kMetaChunks);
+        const int64_t wt = w0 / kTileRows + rt;
+        const bool ok = wt < p.n / kTileRows && rem / kMetaChunks < kt_valid;
+        const uint8_t* src = p.meta + ((ok ? wt * ktiles + kt0 : 0) * F::kMetaBytes + (ok ? rem * 16 : 0));
+        cp_async_16_stream(base + S::kMeta + (rt * Cfg::kKT * kMetaChunks + rem) * 16, src, ok, pol);
+      }
+      constexpr int kXChunks = Cfg::kStageK / 8;  // 16-byte chunks of an x row
+      const int64_t k0 = kt0 * kTileK;
+      // Rows past the last token are never loaded (see StageLoader).
+      for (int c = tid; c < tokens * kXChunks; c += Cfg::kThreads) {
+        const int r = c / kXChunks, cc = c % kXChunks;
+        const bool ok = cc < kt_valid * (kTileK / 8);
+        const T* src = static_cast<const T*>(p.x) + (ok ? (m0 + r) * p.x_row_stride + k0 + cc * 8 : 0);
+        cp_async_16(base + S::kX + (r * kXChunks + (cc ^ (r & 7))) * 16, src, ok);
+      }
+      if constexpr (kBits == 4) {
+        const int64_t groups = p.k / p.group_size;
+        for (int c = tid; c < Cfg::kBW * Cfg::kKT; c += Cfg::kThreads) {
+          const int r = c / Cfg::kKT, kt = c % Cfg::kKT;
+          const bool ok = w0 + r < p.n && kt < kt_valid;
+          const int64_t off = ok ? (w0 + r) * groups + (k0 + kt * kTileK) / p.group_size : 0;
+          cp_async_4_stream(base + S::kS + c * 4, p.scales + off, ok, pol);
+          if constexpr (kZeros) cp_async_4_stream(base + S::kZ + c * 4, p.zeros + off, ok, pol);
+        }
       }
     }
   };
@@ -198,34 +216,65 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     }
     constexpr int kXChunks = Cfg::kStageK / 8;
     const uint32_t xs = smem_base + st * S::kStageBytes + S::kX;
+    if constexpr (kBits == 4 && !kZeros && Cfg::kPostScale) {
+      float part[Cfg::kMT][Cfg::kNT][4] = {};
 #pragma unroll
-    for (int s = 0; s < 2; ++s) {
-      uint32_t a[Cfg::kMT][4];
+      for (int s = 0; s < 2; ++s) {
+        uint32_t a[Cfg::kMT][4];
 #pragma unroll
-      for (int i = 0; i < Cfg::kMT; ++i) {
-        if constexpr (kBits == 16) {
-          const int tile = (warp_w * Cfg::kMT + i) * Cfg::kKT + kt;
-          const uint4 v = *reinterpret_cast<const uint4*>(sb + S::kVal + tile * F::kValBytes + s * 512 + lane * 16);
-          a[i][0] = v.x;
-          a[i][1] = v.y;
-          a[i][2] = v.z;
-          a[i][3] = v.w;
-        } else {
-          dequant_int4_step<T, kZeros>(s == 0 ? q[i].x : q[i].y, sc[i], a[i]);
+        for (int i = 0; i < Cfg::kMT; ++i) unscaled_int4_step<T>(s == 0 ? q[i].x : q[i].y, a[i]);
+#pragma unroll
+        for (int j = 0; j < Cfg::kNT; ++j) {
+          const int r = (warp_t * Cfg::kNT + j) * 8 + (lane & 7);
+          const int cc = (kt * kTileK + s * 32) / 8 + (lane >> 3);
+          uint32_t b[4];
+          ldmatrix_x4(b, xs + (r * kXChunks + (cc ^ (r & 7))) * 16);
+#pragma unroll
+          for (int i = 0; i < Cfg::kMT; ++i) {
+            if (s == 0)
+              O::template mma_sp<0>(part[i][j], a[i], b, e[i]);
+            else
+              O::template mma_sp<1>(part[i][j], a[i], b, e[i]);
+          }
         }
       }
+      // C element c of a lane is W row g + 8 (c / 2): scale s_lo or s_hi.
 #pragma unroll
-      for (int j = 0; j < Cfg::kNT; ++j) {
-        const int r = (warp_t * Cfg::kNT + j) * 8 + (lane & 7);
-        const int cc = (kt * kTileK + s * 32) / 8 + (lane >> 3);
-        uint32_t b[4];
-        ldmatrix_x4(b, xs + (r * kXChunks + (cc ^ (r & 7))) * 16);
+      for (int i = 0; i < Cfg::kMT; ++i)
+#pragma unroll
+        for (int j = 0; j < Cfg::kNT; ++j)
+#pragma unroll
+          for (int c = 0; c < 4; ++c) acc[i][j][c] = fmaf(part[i][j][c], c < 2 ? sc[i].s_lo : sc[i].s_hi, acc[i][j][c]);
+    } else {
+#pragma unroll
+      for (int s = 0; s < 2; ++s) {
+        uint32_t a[Cfg::kMT][4];
 #pragma unroll
         for (int i = 0; i < Cfg::kMT; ++i) {
-          if (s == 0)
-            O::template mma_sp<0>(acc[i][j], a[i], b, e[i]);
-          else
-            O::template mma_sp<1>(acc[i][j], a[i], b, e[i]);
+          if constexpr (kBits == 16) {
+            const int tile = (warp_w * Cfg::kMT + i) * Cfg::kKT + kt;
+            const uint4 v = *reinterpret_cast<const uint4*>(sb + S::kVal + tile * F::kValBytes + s * 512 + lane * 16);
+            a[i][0] = v.x;
+            a[i][1] = v.y;
+            a[i][2] = v.z;
+            a[i][3] = v.w;
+          } else {
+            dequant_int4_step<T, kZeros>(s == 0 ? q[i].x : q[i].y, sc[i], a[i]);
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < Cfg::kNT; ++j) {
+          const int r = (warp_t * Cfg::kNT + j) * 8 + (lane & 7);
+          const int cc = (kt * kTileK + s * 32) / 8 + (lane >> 3);
+          uint32_t b[4];
+          ldmatrix_x4(b, xs + (r * kXChunks + (cc ^ (r & 7))) * 16);
+#pragma unroll
+          for (int i = 0; i < Cfg::kMT; ++i) {
+            if (s == 0)
+              O::template mma_sp<0>(acc[i][j], a[i], b, e[i]);
+            else
+              O::template mma_sp<1>(acc[i][j], a[i], b, e[i]);
+          }
         }
       }
     }

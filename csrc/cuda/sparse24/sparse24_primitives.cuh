@@ -162,4 +162,16 @@ __device__ __forceinline__ void dequant_int4_step(uint32_t word, const RowPairSc
   }
 }
 
+// One k32 step of int4 kept values as the exact integers q - 8 (no zero
+// points): for kernels that apply the row scales to the fp32 accumulators
+// after the mma instead of to every weight before it.
+template <typename T>
+__device__ __forceinline__ void unscaled_int4_step(uint32_t word, uint32_t (&a)[4]) {
+  using O = Ops<T>;
+  O::raw_int4(word, a);
+  const uint32_t zc = O::splat(-(O::kMagic + 8.f));
+#pragma unroll
+  for (int r = 0; r < 4; ++r) a[r] = O::fma(a[r], O::kOnes, zc);
+}
+
 }  // namespace slimops::cuda::s24
