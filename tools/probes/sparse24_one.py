@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """One 2:4 sparse matmul call, repeated: a target for ncu / nsys.
-Usage: sparse24_one.py K N M [reps] [peer]; the path comes from
+Usage: sparse24_one.py K N M [reps] [peer]; peer = int4 runs int4 + 2:4
+(Sparse24Linear, bits = 4, groups of 128) instead. The path comes from
 SLIMOPS_CUDA_SPARSE24 / SLIMOPS_S24_WGMMA_BT / SLIMOPS_S24_WGMMA_CLUSTER as in
 the library. With peer = cusparselt the calls are torch's cuSPARSELt 2:4
 matmul instead, and the names of the kernels it runs are printed."""
@@ -29,6 +30,14 @@ if peer == "cusparselt":
         fn()
         torch.cuda.synchronize()
     print(sorted({e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA}))
+elif peer == "int4":
+    from slimops.nn import Sparse24Linear
+
+    lin = torch.nn.Linear(k, n, bias=False, dtype=torch.bfloat16, device="cuda")
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    layer = Sparse24Linear.from_linear(lin, bits=4, group_size=128)
+    fn = lambda: layer(x)  # noqa: E731
 else:
     c = sparse24.compress(w)
     values, meta = sparse24_cuda.to_cuda_layout(c.values, c.meta, 16)
