@@ -128,7 +128,7 @@ def test_cuda_matches_reference(k, n, m, dtype, bits, gen):
 # post-scaled tiles leave to the scaled path).
 @requires_cuda
 @pytest.mark.parametrize("k,n", [(512, 16), (4096, 528), (1024, 1040)])
-@pytest.mark.parametrize("m", [1, 3, 8])
+@pytest.mark.parametrize("m", [1, 3, 8, 12, 16])  # M > 8: the default (TileS4, post-scaled) or 6
 @pytest.mark.parametrize("tile", ["0", "1", "2", "3", "5", "6"])
 @pytest.mark.parametrize("gs,symmetric", [(64, True), (128, True), (128, False)])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -50,7 +50,7 @@ using TileS4One = Tile<4, 1, 2, 1, 256, 4, 3, true>;
 using TileS4x1 = Tile<4, 1, 2, 1, 256, 4, 3>;
 using TileS4x2 = Tile<4, 1, 2, 1, 256, 3, 4>;
 using TileS4x3 = Tile<4, 1, 4, 1, 128, 4, 3>;
-using TileS4x5 = Tile<4, 1, 2, 2, 256, 4, 2, true>;
+using TileS4x5 = Tile<4, 1, 2, 2, 256, 4, 2, true>;  // also the default at M = 9..16
 
 inline int small_tile_experiment() {
   const char* v = std::getenv("SLIMOPS_S24_SMALL_TILE");
@@ -171,8 +171,15 @@ Status run_format(const Sparse24Params& p, void* workspace, int num_sms, cudaStr
     }
   }
   if (p.m <= TileS::kBT) {
-    if constexpr (kBits == 4) return go(Kernel<T, kBits, TileS4, kZeros>{});
-    else return go(Kernel<T, kBits, TileS, kZeros>{});
+    if constexpr (kBits == 4) {
+      // M = 9..16: TileS4 post-scaled with planned copies (1.01-1.57x over
+      // TileS4 at M = 12 and 16, same process on H100:
+      // bench/results/sparse24_int4_small_m_h100.md); 6 forces TileS4.
+      if (small_tile_experiment() == 6) return go(Kernel<T, kBits, TileS4, kZeros>{});
+      return go(Kernel<T, kBits, TileS4x5, kZeros>{});
+    } else {
+      return go(Kernel<T, kBits, TileS, kZeros>{});
+    }
   }
   if (p.m <= TileM::kBT) return go(Kernel<T, kBits, TileM, kZeros>{});
   return go(Kernel<T, kBits, TileL, kZeros>{});
