@@ -84,6 +84,21 @@ def op_inputs(k, n, m, dtype, bits, gen, device="cpu", bias=True):
     return to(x), dict(values=to(values), meta=to(meta), bias=to(b), scales=to(scales), bits=bits, group_size=64, layout=layout)
 
 
+def int4_inputs_cuda_layout(k, n, m, gs, symmetric, dtype, gen, device="cuda"):
+    """x and the op's keyword arguments for int4 kept values in the CUDA
+    layout: groups of gs dense columns, fractional zero points (as imported
+    checkpoints carry) unless symmetric, a bias."""
+    c = sparse24.compress(pruned_weight(n, k, gen, dtype))
+    q, scales, zeros = sparse24.quantize_kept_int4(c.values, gs, symmetric=symmetric)
+    if zeros is not None:
+        zeros = zeros + 0.375
+    values, meta = sparse24_cuda.to_cuda_layout(q, c.meta, 4)
+    to = lambda t: None if t is None else t.to(device)  # noqa: E731
+    kw = dict(values=to(values), meta=to(meta), scales=to(scales), zeros=to(zeros),
+              bias=to(randn_with_outliers(n, generator=gen)), bits=4, group_size=gs, layout=1)
+    return to(randn_with_outliers(m, k, dtype=dtype, generator=gen)), kw
+
+
 @pytest.mark.parametrize("k,n", CPU_SHAPES)
 @pytest.mark.parametrize("m", [1, 3, 8, 17, 40])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -135,14 +150,7 @@ def test_cuda_matches_reference(k, n, m, dtype, bits, gen):
 def test_cuda_small_m_int4_tiles(k, n, m, tile, gs, symmetric, dtype, gen, monkeypatch):
     monkeypatch.setenv("SLIMOPS_CUDA_SPARSE24", "mma")
     monkeypatch.setenv("SLIMOPS_S24_SMALL_TILE", tile)
-    c = sparse24.compress(pruned_weight(n, k, gen, dtype))
-    q, scales, zeros = sparse24.quantize_kept_int4(c.values, gs, symmetric=symmetric)
-    if zeros is not None:
-        zeros = zeros + 0.375
-    values, meta = sparse24_cuda.to_cuda_layout(q, c.meta, 4)
-    kw = dict(values=values.cuda(), meta=meta.cuda(), scales=scales.cuda(), zeros=None if zeros is None else zeros.cuda(),
-              bias=randn_with_outliers(n, generator=gen).cuda(), bits=4, group_size=gs, layout=1)
-    x = randn_with_outliers(m, k, dtype=dtype, generator=gen).cuda()
+    x, kw = int4_inputs_cuda_layout(k, n, m, gs, symmetric, dtype, gen)
     out = slimops.sparse24_gemm(x, **kw)
     assert rel_error(out, reference.sparse24_gemm(x, **kw)) < TOL[dtype]
     assert torch.equal(slimops.sparse24_gemm(x, **kw), out)  # split-K sums in a fixed order
@@ -190,14 +198,7 @@ def test_cuda_wgmma_int4(k, n, m, tile, cluster, gs, symmetric, dtype, gen, monk
     if tile is not None:
         monkeypatch.setenv("SLIMOPS_S24_WGMMA_BT", tile)
         monkeypatch.setenv("SLIMOPS_S24_WGMMA_CLUSTER", cluster)
-    c = sparse24.compress(pruned_weight(n, k, gen, dtype))
-    q, scales, zeros = sparse24.quantize_kept_int4(c.values, gs, symmetric=symmetric)
-    if zeros is not None:
-        zeros = zeros + 0.375  # non-integral zero points, as imported checkpoints carry
-    values, meta = sparse24_cuda.to_cuda_layout(q, c.meta, 4)
-    kw = dict(values=values.cuda(), meta=meta.cuda(), scales=scales.cuda(), zeros=None if zeros is None else zeros.cuda(),
-              bias=randn_with_outliers(n, generator=gen).cuda(), bits=4, group_size=gs, layout=1)
-    x = randn_with_outliers(m, k, dtype=dtype, generator=gen).cuda()
+    x, kw = int4_inputs_cuda_layout(k, n, m, gs, symmetric, dtype, gen)
     out = slimops.sparse24_gemm(x, **kw)
     assert rel_error(out, reference.sparse24_gemm(x, **kw)) < TOL[dtype]
 
