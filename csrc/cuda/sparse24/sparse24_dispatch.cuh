@@ -39,9 +39,9 @@ using TileS4 = Tile<4, 1, 2, 2, 256, 4, 2>;
 // int4 values, M <= 8: one 8-token tile (half the ldmatrix and mma of
 // TileS4, 18 KB stages, 3 blocks per SM), row scales applied to the fp32
 // partial sums (Tile::kPostScale) and copies planned once (StageLoader).
-// Against TileS4, same process on H100 (bench/results/sparse24_small_m_tiles_h100.md):
-// 1.01-1.11x at M = 1 and 4 on the four shapes; 1.02-1.37x against
-// session 11's kernel.
+// Against TileS4, same process on H100 (bench/results/sparse24_int4_small_m_h100.md):
+// 1.03-1.54x at M = 1 and 8 on four shapes; 1.02-1.44x at M = 1 against
+// session 11's kernel (another process).
 using TileS4One = Tile<4, 1, 2, 1, 256, 4, 3, true>;
 // Experiments at M <= 8, forced by SLIMOPS_S24_SMALL_TILE (read per call):
 // 1: TileS4One's shape without post-scaling; 2: the same, 3 stages and 4
