@@ -3,32 +3,24 @@
 with the bench runner's timing (L2 flushed, medians): cuBLAS bf16, then
 Sparse24Linear with the env var at each value, alternating per shape and M.
 Usage: sparse24_ab.py ENV_VAR [--values 0,1] [--m 1,4] [--bits 4] [--reps 30]"""
-import argparse
 import os
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import ab_table  # tools/probes/ab_table.py (this folder is on sys.path)
 from slimops.bench.timing import L2Flusher, time_cuda
 from slimops.nn import Sparse24Linear
 from slimops.testing import rel_error
 
 SHAPES = [(4096, 4096), (4096, 14336), (8192, 8192), (8192, 28672)]
 
-ap = argparse.ArgumentParser()
-ap.add_argument("var")
-ap.add_argument("--values", default="0,1", help="the first is the baseline")
-ap.add_argument("--m", default="1,4")
-ap.add_argument("--bits", default="4")
-ap.add_argument("--reps", type=int, default=30)
-args = ap.parse_args()
+args = ab_table.parse_args(m_default="1,4", bits_default="4")
 torch.inference_mode().__enter__()
 flush = L2Flusher(torch.device("cuda"))
-values = args.values.split(",")
-print(f"| bits | K x N | M | cuBLAS us | " + " | ".join(f"{args.var}={v} us (x cuBLAS)" for v in values)
-      + " | " + " | ".join(f"{v} vs {values[0]}" for v in values[1:]) + " | rel err vs dense (each) |")
-print("|---|---|---|---|" + "---|" * (2 * len(values)))
+values = args.values
+ab_table.print_header(args.var, values, "rel err vs dense (each)")
 for bits in (int(b) for b in args.bits.split(",")):
     for k, n in SHAPES:
         torch.manual_seed(0)
@@ -46,6 +38,4 @@ for bits in (int(b) for b in args.bits.split(",")):
                 errs.append(rel_error(layer(x), ref))
                 times.append(time_cuda(lambda: layer(x), reps=args.reps, flush=flush))
             os.environ.pop(args.var)
-            cells = [f"{t*1e3:.1f} ({t_ref/t:.2f}x)" for t in times] + [f"{times[0]/t:.2f}x" for t in times[1:]]
-            errs_s = " ".join(f"{e:.1e}" for e in errs)
-            print(f"| {bits} | {k}x{n} | {m} | {t_ref*1e3:.1f} | " + " | ".join(cells) + f" | {errs_s} |", flush=True)
+            ab_table.print_row(bits, k, n, m, t_ref, times, " ".join(f"{e:.1e}" for e in errs))

@@ -3,12 +3,12 @@
 one process with the bench runner's timing (L2 flushed, medians): cuBLAS,
 then the op with the env var unset/0 and =1, alternating per shape.
 Usage: wo_gemm_ab.py ENV_VAR [--values 0,1] [--m 1,16] [--reps 30]"""
-import argparse
 import os
 
 import torch
 import torch.nn.functional as F
 
+import ab_table  # tools/probes/ab_table.py (this folder is on sys.path)
 from slimops.bench.timing import L2Flusher, time_cuda
 from slimops.formats.quantize import quantize
 from slimops.ops import wo_gemm
@@ -16,19 +16,11 @@ from slimops.testing import randn_with_outliers, rel_error
 
 SHAPES = [(4096, 4096), (4096, 14336), (14336, 4096), (8192, 8192), (8192, 28672)]
 
-ap = argparse.ArgumentParser()
-ap.add_argument("var")
-ap.add_argument("--values", default="0,1", help="the first is the baseline")
-ap.add_argument("--m", default="1,16")
-ap.add_argument("--bits", default="4,8")
-ap.add_argument("--reps", type=int, default=30)
-args = ap.parse_args()
+args = ab_table.parse_args(m_default="1,16", bits_default="4,8")
 torch.inference_mode().__enter__()
 flush = L2Flusher(torch.device("cuda"))
-values = args.values.split(",")
-print(f"| bits | K x N | M | cuBLAS us | " + " | ".join(f"{args.var}={v} us (x cuBLAS)" for v in values)
-      + " | " + " | ".join(f"{v} vs {values[0]}" for v in values[1:]) + " | max rel err vs first |")
-print("|---|---|---|---|" + "---|" * (2 * len(values)))
+values = args.values
+ab_table.print_header(args.var, values, "max rel err vs first")
 for bits in (int(b) for b in args.bits.split(",")):
     gs = 128 if bits == 4 else -1
     for k, n in SHAPES:
@@ -47,5 +39,4 @@ for bits in (int(b) for b in args.bits.split(",")):
                 times.append(time_cuda(call, reps=args.reps, flush=flush))
             os.environ.pop(args.var)
             err = max(rel_error(o, outs[0]) for o in outs)
-            cells = [f"{t*1e3:.1f} ({t_ref/t:.2f}x)" for t in times] + [f"{times[0]/t:.2f}x" for t in times[1:]]
-            print(f"| {bits} | {k}x{n} | {m} | {t_ref*1e3:.1f} | " + " | ".join(cells) + f" | {err:.1e} |", flush=True)
+            ab_table.print_row(bits, k, n, m, t_ref, times, f"{err:.1e}")

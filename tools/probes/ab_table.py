@@ -1,0 +1,28 @@
+"""What the env-knob A/B probes (wo_gemm_ab.py, sparse24_ab.py) share: their
+arguments, and the Markdown table they print (cuBLAS, then the op at each
+value of the knob, timed in one process)."""
+import argparse
+
+
+def parse_args(m_default: str, bits_default: str) -> argparse.Namespace:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("var")
+    ap.add_argument("--values", default="0,1", help="the first is the baseline")
+    ap.add_argument("--m", default=m_default)
+    ap.add_argument("--bits", default=bits_default)
+    ap.add_argument("--reps", type=int, default=30)
+    args = ap.parse_args()
+    args.values = args.values.split(",")
+    return args
+
+
+def print_header(var: str, values: list[str], err_label: str) -> None:
+    print("| bits | K x N | M | cuBLAS us | " + " | ".join(f"{var}={v} us (x cuBLAS)" for v in values)
+          + " | " + " | ".join(f"{v} vs {values[0]}" for v in values[1:]) + f" | {err_label} |")
+    print("|---|---|---|---|" + "---|" * (2 * len(values)))
+
+
+def print_row(bits: int, k: int, n: int, m: int, t_ref: float, times: list[float], err: str) -> None:
+    """Times in ms: each value's time and speedup over cuBLAS, then each against the first."""
+    cells = [f"{t*1e3:.1f} ({t_ref/t:.2f}x)" for t in times] + [f"{times[0]/t:.2f}x" for t in times[1:]]
+    print(f"| {bits} | {k}x{n} | {m} | {t_ref*1e3:.1f} | " + " | ".join(cells) + f" | {err} |", flush=True)
