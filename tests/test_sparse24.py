@@ -156,13 +156,24 @@ def test_cuda_small_m_int4_tiles(k, n, m, tile, gs, symmetric, dtype, gen, monke
     assert torch.equal(slimops.sparse24_gemm(x, **kw), out)  # split-K sums in a fixed order
 
 
+# The experiment at M = 17..64 (SLIMOPS_S24_SMALL_TILE=7): TileM post-scaled
+# with planned copies; zero points take the scaled path.
+@requires_cuda
+@pytest.mark.parametrize("k,n", [(512, 16), (4096, 528), (1024, 1040)])
+@pytest.mark.parametrize("m", [17, 40, 64])
+@pytest.mark.parametrize("gs,symmetric", [(64, True), (128, True), (128, False)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cuda_medium_m_int4_post_scaled_tile(k, n, m, gs, symmetric, dtype, gen, monkeypatch):
+    test_cuda_small_m_int4_tiles(k, n, m, "7", gs, symmetric, dtype, gen, monkeypatch)
+
+
 # The Hopper kernel (sparse24_wgmma.cu) forced at every M, with the token
 # tile and cluster M picks or forced ones: N tails inside a 128-row block
 # (N = 208, 1040) and past a cluster's rows (blocks with no W rows), split-K
 # (small M on few tiles), token tails.
 WGMMA_SHAPES = [(64, 16), (192, 208), (4096, 528), (448, 1040), (1024, 128)]
 # (SLIMOPS_S24_WGMMA_BT, SLIMOPS_S24_WGMMA_CLUSTER)
-WGMMA_TILES = [(None, None), ("64", "1"), ("128", "1"), ("256", "1"), ("256", "2"), ("256", "4")]
+WGMMA_TILES = [(None, None), ("64", "1"), ("64", "2"), ("64", "4"), ("128", "1"), ("256", "1"), ("256", "2"), ("256", "4")]
 
 
 @requires_hopper

@@ -2,12 +2,14 @@
 arguments, and the Markdown table they print (cuBLAS, then the op at each
 value of the knob, timed in one process)."""
 import argparse
+import os
 
 
 def parse_args(m_default: str, bits_default: str) -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("var")
-    ap.add_argument("--values", default="0,1", help="the first is the baseline")
+    ap.add_argument("--values", default="0,1",
+                    help="the first is the baseline; a value may set more knobs: 2+OTHER_VAR=64+THIRD=1")
     ap.add_argument("--m", default=m_default)
     ap.add_argument("--bits", default=bits_default)
     ap.add_argument("--reps", type=int, default=30)
@@ -26,3 +28,20 @@ def print_row(bits: int, k: int, n: int, m: int, t_ref: float, times: list[float
     """Times in ms: each value's time and speedup over cuBLAS, then each against the first."""
     cells = [f"{t*1e3:.1f} ({t_ref/t:.2f}x)" for t in times] + [f"{times[0]/t:.2f}x" for t in times[1:]]
     print(f"| {bits} | {k}x{n} | {m} | {t_ref*1e3:.1f} | " + " | ".join(cells) + f" | {err} |", flush=True)
+
+
+def set_knobs(var: str, value: str) -> list[str]:
+    """Sets var (and any OTHER=v joined to value by '+'); returns the names set."""
+    first, *more = value.split("+")
+    os.environ[var] = first
+    names = [var]
+    for assignment in more:
+        name, _, v = assignment.partition("=")
+        os.environ[name] = v
+        names.append(name)
+    return names
+
+
+def clear_knobs(names: list[str]) -> None:
+    for name in names:
+        os.environ.pop(name, None)

@@ -3,7 +3,6 @@
 with the bench runner's timing (L2 flushed, medians): cuBLAS bf16, then
 Sparse24Linear with the env var at each value, alternating per shape and M.
 Usage: sparse24_ab.py ENV_VAR [--values 0,1] [--m 1,4] [--bits 4] [--reps 30]"""
-import os
 
 import torch
 import torch.nn as nn
@@ -34,8 +33,8 @@ for bits in (int(b) for b in args.bits.split(",")):
             t_ref = time_cuda(lambda: F.linear(x, w), reps=args.reps, flush=flush)
             times, errs = [], []
             for v in values:
-                os.environ[args.var] = v
+                names = ab_table.set_knobs(args.var, v)
                 errs.append(rel_error(layer(x), ref))
                 times.append(time_cuda(lambda: layer(x), reps=args.reps, flush=flush))
-            os.environ.pop(args.var)
+                ab_table.clear_knobs(names)
             ab_table.print_row(bits, k, n, m, t_ref, times, " ".join(f"{e:.1e}" for e in errs))

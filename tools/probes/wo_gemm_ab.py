@@ -3,7 +3,6 @@
 one process with the bench runner's timing (L2 flushed, medians): cuBLAS,
 then the op with the env var unset/0 and =1, alternating per shape.
 Usage: wo_gemm_ab.py ENV_VAR [--values 0,1] [--m 1,16] [--reps 30]"""
-import os
 
 import torch
 import torch.nn.functional as F
@@ -34,9 +33,9 @@ for bits in (int(b) for b in args.bits.split(",")):
             t_ref = time_cuda(lambda: F.linear(x, wb), reps=args.reps, flush=flush)
             times, outs = [], []
             for v in values:
-                os.environ[args.var] = v
+                names = ab_table.set_knobs(args.var, v)
                 outs.append(call())
                 times.append(time_cuda(call, reps=args.reps, flush=flush))
-            os.environ.pop(args.var)
+                ab_table.clear_knobs(names)
             err = max(rel_error(o, outs[0]) for o in outs)
             ab_table.print_row(bits, k, n, m, t_ref, times, f"{err:.1e}")

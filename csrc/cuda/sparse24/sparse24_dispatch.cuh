@@ -51,6 +51,11 @@ using TileS4x1 = Tile<4, 1, 2, 1, 256, 4, 3>;
 using TileS4x2 = Tile<4, 1, 2, 1, 256, 3, 4>;
 using TileS4x3 = Tile<4, 1, 4, 1, 128, 4, 3>;
 using TileS4x5 = Tile<4, 1, 2, 2, 256, 4, 2, true>;  // also the default at M = 9..16
+// Experiment at M = 17..64 (SLIMOPS_S24_SMALL_TILE=7, int4): TileM's 128
+// W rows x 64 tokens, post-scaled with planned copies, against the wgmma
+// kernel there; 8 warps (4 x 2) because TileM's 4 warps of 64 tokens spill
+// with the fp32 partials (255 registers).
+using TileM4x7 = Tile<4, 2, 2, 4, 128, 3, 2, true>;
 
 inline int small_tile_experiment() {
   const char* v = std::getenv("SLIMOPS_S24_SMALL_TILE");
@@ -181,7 +186,11 @@ Status run_format(const Sparse24Params& p, void* workspace, int num_sms, cudaStr
       return go(Kernel<T, kBits, TileS, kZeros>{});
     }
   }
-  if (p.m <= TileM::kBT) return go(Kernel<T, kBits, TileM, kZeros>{});
+  if (p.m <= TileM::kBT) {
+    if constexpr (kBits == 4)
+      if (small_tile_experiment() == 7) return go(Kernel<T, kBits, TileM4x7, kZeros>{});
+    return go(Kernel<T, kBits, TileM, kZeros>{});
+  }
   return go(Kernel<T, kBits, TileL, kZeros>{});
 }
 

@@ -24,7 +24,7 @@ template Status wgmma_format<__nv_bfloat16, 16, false>(const Sparse24Params&, vo
 
 namespace {
 
-// dtype x bits x zero points: 6 formats, 5 tiles each (30 kernels).
+// dtype x bits x zero points: 6 formats, 7 tiles each (42 kernels).
 Status dispatch(const Sparse24Params& p, void* workspace, cudaStream_t stream, size_t* ws_bytes) {
   return BOOL_SWITCH(p.dtype == DType::kBFloat16, kBf16, [&] {
     using T = std::conditional_t<kBf16, __nv_bfloat16, __half>;

@@ -155,7 +155,7 @@ struct WgmmaKernel {
 struct TileChoice {
   int tokens, cluster;
 };
-constexpr TileChoice kTiles[] = {{64, 1}, {128, 1}, {256, 1}, {256, 2}, {256, 4}};
+constexpr TileChoice kTiles[] = {{64, 1}, {64, 2}, {64, 4}, {128, 1}, {256, 1}, {256, 2}, {256, 4}};
 
 template <typename Cfg>
 struct TileTag {
@@ -164,7 +164,10 @@ struct TileTag {
 
 template <typename Fn>
 auto with_tile(TileChoice c, Fn&& fn) {
-  if (c.tokens == 64) return fn(TileTag<TileT64<1>>{});
+  if (c.tokens == 64) {
+    if (c.cluster == 1) return fn(TileTag<TileT64<1>>{});
+    return c.cluster == 2 ? fn(TileTag<TileT64<2>>{}) : fn(TileTag<TileT64<4>>{});
+  }
   if (c.tokens == 128) return fn(TileTag<TileT128<1>>{});
   if (c.cluster == 1) return fn(TileTag<TileT256<1>>{});
   return c.cluster == 2 ? fn(TileTag<TileT256<2>>{}) : fn(TileTag<TileT256<4>>{});
@@ -177,8 +180,10 @@ auto with_tile(TileChoice c, Fn&& fn) {
 // the grid fills its rounds (M = 256: 0.98-1.45x against 0.92-1.26x for
 // single blocks; M = 4096: 1.22-1.36x against 1.17-1.24x) and lose by up
 // to 2x where it does not (M = 512 on 8192^2). SLIMOPS_S24_WGMMA_BT (64, 128
-// or 256) and SLIMOPS_S24_WGMMA_CLUSTER (1, 2 or 4; 256 tokens only) force a
-// tile, for sweeps (read per call).
+// or 256) and SLIMOPS_S24_WGMMA_CLUSTER (1, 2 or 4; 64 or 256 tokens) force
+// a tile, for sweeps (read per call). 64-token clusters: at M <= 64 x is
+// most of a block's bytes (int4: 8 KiB of x per 3 KiB of W a stage), read
+// from L2 by every W tile; multicast cuts those reads by the cluster size.
 inline TileChoice choose_tile(int64_t m) {
   const char* bt = std::getenv("SLIMOPS_S24_WGMMA_BT");
   if (bt != nullptr && *bt != 0) {
