@@ -140,9 +140,9 @@ def test_cuda_matches_reference(k, n, m, dtype, bits, gen):
 # default (TileS4One) and the experiments SLIMOPS_S24_SMALL_TILE forces: one
 # 8-token tile, 3 or 4 blocks per SM, 256-row blocks, scales applied after
 # the mma, TileS4; N tails inside a block, split-K, zero points (which the
-# post-scaled tiles leave to the scaled path).
+# post-scaled tiles leave to the scaled path), a partial last stage (K = 1152).
 @requires_cuda
-@pytest.mark.parametrize("k,n", [(512, 16), (4096, 528), (1024, 1040)])
+@pytest.mark.parametrize("k,n", [(512, 16), (4096, 528), (1152, 1040)])
 @pytest.mark.parametrize("m", [1, 3, 8, 12, 16])  # M > 8: the default (TileS4, post-scaled) or 6
 @pytest.mark.parametrize("tile", ["0", "1", "2", "3", "5", "6"])
 @pytest.mark.parametrize("gs,symmetric", [(64, True), (128, True), (128, False)])
@@ -159,7 +159,7 @@ def test_cuda_small_m_int4_tiles(k, n, m, tile, gs, symmetric, dtype, gen, monke
 # The experiment at M = 17..64 (SLIMOPS_S24_SMALL_TILE=7): TileM post-scaled
 # with planned copies; zero points take the scaled path.
 @requires_cuda
-@pytest.mark.parametrize("k,n", [(512, 16), (4096, 528), (1024, 1040)])
+@pytest.mark.parametrize("k,n", [(512, 16), (4096, 528), (1152, 1040)])
 @pytest.mark.parametrize("m", [17, 40, 64])
 @pytest.mark.parametrize("gs,symmetric", [(64, True), (128, True), (128, False)])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

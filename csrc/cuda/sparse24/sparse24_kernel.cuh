@@ -29,8 +29,9 @@
 // writes the output. Nothing spins. The arrival counters need no memset
 // (tagged per launch, common/split_k_counter.cuh).
 //
-// W (values, metadata, scales, zeros) is read exactly once, so it is loaded
-// with an L2 evict-first policy: see l2_evict_first_policy.
+// W is read exactly once, so its values and metadata are loaded with an L2
+// evict-first policy: see l2_evict_first_policy (and, for the scales,
+// cp_async_16_stream).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -177,8 +178,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
           const int r = c / Cfg::kKT, kt = c % Cfg::kKT;
           const bool ok = w0 + r < p.n && kt < kt_valid;
           const int64_t off = ok ? (w0 + r) * groups + (k0 + kt * kTileK) / p.group_size : 0;
-          cp_async_4_stream(base + S::kS + c * 4, p.scales + off, ok, pol);
-          if constexpr (kZeros) cp_async_4_stream(base + S::kZ + c * 4, p.zeros + off, ok, pol);
+          cp_async_4(base + S::kS + c * 4, p.scales + off, ok);
+          if constexpr (kZeros) cp_async_4(base + S::kZ + c * 4, p.zeros + off, ok);
         }
       }
     }

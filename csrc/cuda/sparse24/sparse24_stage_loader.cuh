@@ -172,8 +172,8 @@ struct StageLoader {
         const int64_t off = ScaleGrid::row_of(j) * groups + group;
         const uint32_t dst = (tid + j * Cfg::kThreads) * 4;
         if (ScaleGrid::has(tid, j)) {
-          cp_async_4_stream(base + S::kS + dst, ok ? scale_src + off : p.scales, ok, pol);
-          if constexpr (kZeros) cp_async_4_stream(base + S::kZ + dst, ok ? zero_src + off : p.zeros, ok, pol);
+          cp_async_4(base + S::kS + dst, ok ? scale_src + off : p.scales, ok);
+          if constexpr (kZeros) cp_async_4(base + S::kZ + dst, ok ? zero_src + off : p.zeros, ok);
         }
       }
       // The thread's tile moves kKT tiles along k for the next stage.
