@@ -85,8 +85,9 @@ constexpr int kConsumerWarps = kConsumerThreads / 32;
 template <int kBits>
 constexpr int kValTileBytes = kBits == 16 ? 1024 : 256;  // a 16 x 64 tile's kept values
 constexpr int kMetaTileBytes = 128;
-// Groups per row in a box of scales (int4): a box must start 16 bytes into
-// a row, so it starts at a multiple of 4 groups.
+// Groups per row and stage in shared memory (int4): a box of scales must
+// start 16 bytes into a row, so it starts at the stage's group rounded down
+// to a multiple of 4.
 constexpr int kScaleSlots = 4;
 constexpr int kGroupW = 16;  // W tiles per raster group
 // Registers per thread after the split (setmaxnreg): the producer needs few.
@@ -121,36 +122,21 @@ struct Tile {
   static_assert(kCluster >= 1 && kCluster <= 4 && kBT % (8 * kCluster) == 0, "x box split");
 };
 
-// Shared memory: the stages, each 1024-byte aligned (the x swizzle's
-// period) as [x boxes | values, tile row major | metadata, tile row major];
-// then, for int4 values, a ring of kScaleBoxes boxes of scales (and one of
-// zero points), each 4 groups of the block's rows.
-//
-// Why a ring apart from the stages: a box of scales is 128 rows of 16 bytes,
-// 128 of the copy engine's row requests for 2 KiB, and it serves 4 groups
-// (4 or more stages). Fetched with every stage it doubled the requests of an
-// int4 stage at M <= 64 (x 64 rows, values and metadata 16), where the
-// kernel ran at the same ~1000 cycles a stage as with 16-bit values (ab
-// probe, bench/NOTES.md session 13). Now a box is fetched with the stage
-// where its first group starts (or a split's first stage), and the ring is
-// deep enough that the stage that refills a slot has waited for the
-// release of every stage that read it: boxes span >= 4 stages (groups of
-// >= 64 k, one tile a stage), so R slots cover (R - 1) * 4 + 1 stages, and
-// the producer's wait on stage i - kStages orders that: (R - 1) * 4 + 1 >= kStages.
+// Shared memory of one stage, 1024-byte aligned (the x swizzle's period):
+// [x boxes | values, tile row major | metadata, tile row major | scales |
+// zero points], the last two for int4 values only.
 template <typename Cfg, int kBits, bool kZeros>
 struct Smem {
   static constexpr int kXAtomBytes = Cfg::kBT * 128;  // BT rows of 64 k
   static constexpr int kX = 0;
   static constexpr int kVal = kX + Cfg::kKT * kXAtomBytes;
   static constexpr int kMeta = kVal + kTilesW * Cfg::kKT * kValTileBytes<kBits>;
-  static constexpr int kStageBytes = (kMeta + kTilesW * Cfg::kKT * kMetaTileBytes + 1023) / 1024 * 1024;
-  static constexpr int kScaleBoxes = 1 + (Cfg::kStages - 1 + 3) / 4;
-  static_assert((kScaleBoxes - 1) * 4 + 1 >= Cfg::kStages, "a slot outlives its readers");
-  static constexpr int kSBytes = kBits == 4 ? kBW * kScaleSlots * 4 : 0;  // one box
+  static constexpr int kS = kMeta + kTilesW * Cfg::kKT * kMetaTileBytes;
+  static constexpr int kSBytes = kBits == 4 ? kBW * kScaleSlots * 4 : 0;
+  static constexpr int kZ = kS + kSBytes;
   static constexpr int kZBytes = kZeros ? kSBytes : 0;
-  static constexpr int kS = Cfg::kStages * kStageBytes;
-  static constexpr int kZ = kS + kScaleBoxes * kSBytes;
-  static constexpr int kBarriers = kZ + kScaleBoxes * kZBytes;
+  static constexpr int kStageBytes = (kZ + kZBytes + 1023) / 1024 * 1024;
+  static constexpr int kBarriers = Cfg::kStages * kStageBytes;
   // Barriers, the split-K flag, and slack to align the first stage.
   static constexpr int kBytes = kBarriers + 2 * Cfg::kStages * 8 + 16 + 1024;
 };
@@ -225,14 +211,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (i >= Cfg::kStages) wait_empty(st, i / Cfg::kStages);
       uint8_t* const stage = smem + st * S::kStageBytes;
       const int64_t kt0 = int64_t(it0 + i) * Cfg::kKT;
-      // A box of scales (zero points) where its first group starts, or a
-      // split's first stage: see Smem.
-      [[maybe_unused]] const int box = kBits == 4 ? int(kt0 * kTileK / gs) / kScaleSlots : 0;
-      const bool new_box = kBits == 4 && (i == 0 || box != int((kt0 - 1) * kTileK / gs) / kScaleSlots);
       // The whole x box arrives (kC shares, one from each block), and this
       // block's W boxes (rows past N arrive as zeros, and count).
       tma::arrive_expect_tx(&full[st], unsigned(Cfg::kKT * (S::kXAtomBytes + kTilesW * (kValBytes + kMetaTileBytes)) +
-                                                (new_box ? S::kSBytes + S::kZBytes : 0)));
+                                                S::kSBytes + S::kZBytes));
       for (int a = 0; a < Cfg::kKT; ++a) {
         uint8_t* const atom = stage + S::kX + a * S::kXAtomBytes;
         const int k = int((kt0 + a) * kTileK);
@@ -246,12 +228,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       tma::load_2d(stage + S::kVal, &maps.values, int(kt0 * (kValBytes / 4)), row_tile, &full[st]);
       tma::load_2d(stage + S::kMeta, &maps.meta, int(kt0 * (kMetaTileBytes / 4)), row_tile, &full[st]);
       if constexpr (kBits == 4) {
-        if (new_box) {
-          const int slot = box % S::kScaleBoxes;
-          tma::load_2d(smem + S::kS + slot * S::kSBytes, &maps.scales, box * kScaleSlots, int(w0), &full[st]);
-          if constexpr (kZeros)
-            tma::load_2d(smem + S::kZ + slot * S::kZBytes, &maps.zeros, box * kScaleSlots, int(w0), &full[st]);
-        }
+        const int g0 = int(kt0 * kTileK / gs) & ~(kScaleSlots - 1);
+        tma::load_2d(stage + S::kS, &maps.scales, g0, int(w0), &full[st]);
+        if constexpr (kZeros) tma::load_2d(stage + S::kZ, &maps.zeros, g0, int(w0), &full[st]);
       }
     }
     // Stay until the cluster has released every stage this block filled:
@@ -293,13 +272,12 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
         } else {
           // Rows g and g + 8 of the warp's tile; the stage's group sits at
-          // slot group % 4 of its box, box (group / 4) % kScaleBoxes of the ring.
+          // slot group % 4 of the box.
           const uint2 q = *reinterpret_cast<const uint2*>(stage + S::kVal + tile * kValBytes + lane * 8);
-          const int group = stage_k0 / int(p.group_size);
-          const int slot = group & (kScaleSlots - 1), box = (group / kScaleSlots) % S::kScaleBoxes;
+          const int slot = (stage_k0 / int(p.group_size)) & (kScaleSlots - 1);
           const int r_lo = 16 * cwarp + (lane >> 2), r_hi = r_lo + 8;
-          const float* const sr = reinterpret_cast<const float*>(smem + S::kS + box * S::kSBytes);
-          [[maybe_unused]] const float* const zr = reinterpret_cast<const float*>(smem + S::kZ + box * S::kZBytes);
+          const float* const sr = reinterpret_cast<const float*>(stage + S::kS);
+          [[maybe_unused]] const float* const zr = reinterpret_cast<const float*>(stage + S::kZ);
           const s24::RowPairScales sc = s24::row_pair_scales<T, kZeros>(
               sr[r_lo * kScaleSlots + slot], sr[r_hi * kScaleSlots + slot],
               kZeros ? zr[r_lo * kScaleSlots + slot] : 0.f, kZeros ? zr[r_hi * kScaleSlots + slot] : 0.f);
