@@ -184,7 +184,8 @@ auto with_tile(TileChoice c, Fn&& fn) {
 // a tile, for sweeps (read per call). 64-token clusters: at M <= 64 x is
 // most of a block's bytes (int4: 8 KiB of x per 3 KiB of W a stage), read
 // from L2 by every W tile; multicast cuts those reads by the cluster size.
-inline TileChoice choose_tile(int64_t m) {
+inline TileChoice choose_tile(const Sparse24Params& p) {
+  const int64_t m = p.m;
   const char* bt = std::getenv("SLIMOPS_S24_WGMMA_BT");
   if (bt != nullptr && *bt != 0) {
     const char* cl = std::getenv("SLIMOPS_S24_WGMMA_CLUSTER");
@@ -192,7 +193,12 @@ inline TileChoice choose_tile(int64_t m) {
     for (const TileChoice c : kTiles)
       if (c.tokens == tokens && c.cluster == cluster) return c;
   }
-  if (m <= 64) return {64, 1};
+  // M <= 64: 4-block clusters (x read from L2 once per 4 W tiles) for
+  // 16-bit values, 0.99-1.19x against single blocks at M = 32 and 64 on the
+  // four shapes, and for int4 on wide W only: 1.04-1.11x on 8192x28672 but
+  // 0.58-0.98x on the three smaller shapes, where the fewer resident
+  // clusters leave SMs idle (bench/results/sparse24_medium_m_h100.md).
+  if (m <= 64) return p.bits == 16 || p.n >= 16384 ? TileChoice{64, 4} : TileChoice{64, 1};
   if (m <= 128) return {128, 1};
   if (m <= 384) return {256, 4};
   if (m <= 1536) return {128, 1};
@@ -205,7 +211,7 @@ inline TileChoice choose_tile(int64_t m) {
 // does not apply) or launches.
 template <typename T, int kBits, bool kZeros>
 Status wgmma_format(const Sparse24Params& p, void* workspace, cudaStream_t stream, size_t* ws_bytes) {
-  return with_tile(choose_tile(p.m), [&](auto tile) {
+  return with_tile(choose_tile(p), [&](auto tile) {
     using K = WgmmaKernel<T, kBits, kZeros, typename decltype(tile)::type>;
     if (!K::applies(p)) return Status::kUnsupported;
     if (ws_bytes != nullptr) {
