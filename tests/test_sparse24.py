@@ -215,15 +215,6 @@ def test_cuda_wgmma_int4(k, n, m, tile, cluster, gs, symmetric, dtype, gen, monk
 
 
 @requires_hopper
-@pytest.mark.parametrize("k,n", WGMMA_INT4_SHAPES)
-@pytest.mark.parametrize("m", [1, 64])
-@pytest.mark.parametrize("gs,symmetric", [(64, True), (128, False)])
-def test_cuda_wgmma_int4_deep_stages(k, n, m, gs, symmetric, gen, monkeypatch):
-    monkeypatch.setenv("SLIMOPS_S24_WGMMA_STAGES", "15")
-    test_cuda_wgmma_int4(k, n, m, "64", "1", gs, symmetric, torch.bfloat16, gen, monkeypatch)
-
-
-@requires_hopper
 def test_cuda_wgmma_strided_and_batched_x(gen, monkeypatch):
     monkeypatch.setenv("SLIMOPS_CUDA_SPARSE24", "wgmma")
     x, kw = op_inputs(256, 144, 70, torch.bfloat16, 16, gen, device="cuda")

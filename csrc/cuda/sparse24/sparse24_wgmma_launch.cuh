@@ -26,7 +26,6 @@ template <int kCluster>
 using TileT64 = Tile<64, 1, 12, kCluster>;
 template <int kCluster>
 using TileT128 = Tile<128, 1, 8, kCluster>;
-using TileT64Deep = Tile<64, 1, 15, 1>;  // int4 only (an experiment: see wgmma_format)
 template <int kCluster>
 using TileT256 = Tile<256, 1, 5, kCluster>;
 
@@ -212,7 +211,7 @@ inline TileChoice choose_tile(const Sparse24Params& p) {
 // does not apply) or launches.
 template <typename T, int kBits, bool kZeros>
 Status wgmma_format(const Sparse24Params& p, void* workspace, cudaStream_t stream, size_t* ws_bytes) {
-  auto go = [&](auto tile) {
+  return with_tile(choose_tile(p), [&](auto tile) {
     using K = WgmmaKernel<T, kBits, kZeros, typename decltype(tile)::type>;
     if (!K::applies(p)) return Status::kUnsupported;
     if (ws_bytes != nullptr) {
@@ -220,18 +219,7 @@ Status wgmma_format(const Sparse24Params& p, void* workspace, cudaStream_t strea
       return Status::kOk;
     }
     return K::launch(p, workspace, stream);
-  };
-  const TileChoice c = choose_tile(p);
-  if constexpr (kBits == 4) {
-    // Experiment (SLIMOPS_S24_WGMMA_STAGES=15, read per call): int4 64-token
-    // single blocks with 15 stages instead of 12. At M <= 64 the kernel
-    // waits on data arrival at ~1000 cycles a stage for int4 and bf16 alike
-    // (bench/NOTES.md, session 13); if that is latency, more stages in flight
-    // should shorten it.
-    const char* st = std::getenv("SLIMOPS_S24_WGMMA_STAGES");
-    if (st != nullptr && std::atoi(st) == 15 && c.tokens == 64 && c.cluster == 1) return go(TileTag<TileT64Deep>{});
-  }
-  return with_tile(c, go);
+  });
 }
 
 // Defined (explicitly instantiated) in sparse24_wgmma.cu and sparse24_wgmma_int4.cu.
