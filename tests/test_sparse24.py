@@ -156,8 +156,10 @@ def test_cuda_small_m_int4_tiles(k, n, m, tile, gs, symmetric, dtype, gen, monke
     assert torch.equal(slimops.sparse24_gemm(x, **kw), out)  # split-K sums in a fixed order
 
 
-# The experiment at M = 17..64 (SLIMOPS_S24_SMALL_TILE=7): TileM post-scaled
-# with planned copies; zero points take the scaled path.
+# The experiment at M = 17..64 (SLIMOPS_S24_SMALL_TILE=7): TileM's 128 x 64
+# tile in 8 warps, post-scaled with planned copies (its 256-thread scale
+# copies are what ptxas 13.0 once miscompiled); zero points take the scaled
+# path.
 @requires_cuda
 @pytest.mark.parametrize("k,n", [(512, 16), (4096, 528), (1152, 1040)])
 @pytest.mark.parametrize("m", [17, 40, 64])

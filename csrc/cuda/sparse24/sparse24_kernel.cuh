@@ -30,8 +30,8 @@
 // (tagged per launch, common/split_k_counter.cuh).
 //
 // W is read exactly once, so its values and metadata are loaded with an L2
-// evict-first policy: see l2_evict_first_policy (and, for the scales,
-// cp_async_16_stream).
+// evict-first policy (l2_evict_first_policy); its scales and zero points go
+// without one (why: the comment of cp_async_16_stream).
 #pragma once
 
 #include <cuda_bf16.h>

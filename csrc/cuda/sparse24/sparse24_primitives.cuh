@@ -42,9 +42,9 @@ __device__ __forceinline__ uint64_t l2_evict_first_policy() {
 // a uniform register (LDGSTS [R+UR0], desc[UR1] with UR0/UR1 never written:
 // an illegal instruction on H100). It did so for the 4-byte scale copies of
 // the 256-thread int4 tile and for the 16-byte copies of the 16-bit tiles
-// with StageLoader (bench/NOTES.md, sessions 12-13);
-// tools/probes/sass_undefined_ur.py finds it in the SASS. Scales are a
-// tenth of int4 W's bytes, so they are copied without the hint.
+// with StageLoader (bench/NOTES.md, sessions 12-13); tools/sass_undefined_ur.py
+// (run by make cuda-check) finds it in the SASS. Scales are a tenth of int4
+// W's bytes, so they are copied without the hint.
 __device__ __forceinline__ void cp_async_16_stream(uint32_t dst, const void* src, bool valid, uint64_t pol) {
   asm volatile("cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, %3;\n" ::"r"(dst), "l"(src),
                "r"(valid ? 16 : 0), "l"(pol)
