@@ -250,20 +250,12 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
   for (int i = 0; i < Cfg::kAcc; ++i) acc[i] = 0.f;
 
-  // int4: the group of the stage being loaded, as a running count (stages
-  // are one 64-k tile and load in order): an integer division per stage by
-  // the group size was ~25 dependent instructions on each stage's path from
-  // the "full" barrier to its wgmma (ncu at M = 64, bench/NOTES.md session 13).
-  const int tiles_per_group = kBits == 4 ? int(p.group_size / kTileK) : 1;
-  int scale_group = kBits == 4 ? it0 / tiles_per_group : 0;
-  int scale_group_tile = kBits == 4 ? it0 % tiles_per_group : 0;
-
   // A fragments and metadata of one stage.
   struct Frag {
     uint32_t a[Cfg::kKT][2][4];
     uint32_t e[Cfg::kKT];
   };
-  auto load_frag = [&](const uint8_t* stage, Frag& f) {
+  auto load_frag = [&](const uint8_t* stage, int stage_k0, Frag& f) {
 #pragma unroll
     for (int kt = 0; kt < Cfg::kKT; ++kt) {
       const int tile = cwarp * Cfg::kKT + kt;
@@ -282,7 +274,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           // Rows g and g + 8 of the warp's tile; the stage's group sits at
           // slot group % 4 of the box.
           const uint2 q = *reinterpret_cast<const uint2*>(stage + S::kVal + tile * kValBytes + lane * 8);
-          const int slot = scale_group & (kScaleSlots - 1);
+          const int slot = (stage_k0 / int(p.group_size)) & (kScaleSlots - 1);
           const int r_lo = 16 * cwarp + (lane >> 2), r_hi = r_lo + 8;
           const float* const sr = reinterpret_cast<const float*>(stage + S::kS);
           [[maybe_unused]] const float* const zr = reinterpret_cast<const float*>(stage + S::kZ);
@@ -330,13 +322,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int st = i % Cfg::kStages;
     tma::wait(&full[st], (i / Cfg::kStages) & 1);
     const uint8_t* const stage = smem + st * S::kStageBytes;
-    load_frag(stage, cur);
-    if constexpr (kBits == 4) {
-      if (++scale_group_tile == tiles_per_group) {
-        scale_group_tile = 0;
-        ++scale_group;
-      }
-    }
+    load_frag(stage, (it0 + i) * Cfg::kKT * kTileK, cur);
     wgmma::fence();
     const uint32_t xs = mma::smem_u32(stage + S::kX);
 #pragma unroll
