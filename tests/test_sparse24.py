@@ -11,7 +11,7 @@ from slimops import reference
 from slimops.formats import sparse24, sparse24_cuda
 from slimops.testing import randn_with_outliers, rel_error
 
-from conftest import TOL, requires_cuda, requires_hopper
+from conftest import IS_HOPPER, TOL, requires_cuda, requires_hopper
 
 # (K, N): odd N and K = 8 * odd exercise every tail on the CPU (56, 80, 104:
 # 3, 1 and 2 blocks of 16 columns left after the AVX-512 64-column steps);
@@ -214,6 +214,29 @@ def test_cuda_wgmma_int4(k, n, m, tile, cluster, gs, symmetric, dtype, gen, monk
     x, kw = int4_inputs_cuda_layout(k, n, m, gs, symmetric, dtype, gen)
     out = slimops.sparse24_gemm(x, **kw)
     assert rel_error(out, reference.sparse24_gemm(x, **kw)) < TOL[dtype]
+
+
+# Split counts the plan would not pick (SLIMOPS_S24_SPLITS): 1 on few tiles,
+# odd counts whose last split is short (K = 4352: 68 stages of 64 k), and
+# more splits than the plan allows (clamped).
+@requires_cuda
+@pytest.mark.parametrize("path", ["mma", "wgmma"])
+@pytest.mark.parametrize("splits", ["1", "3", "7", "99"])
+@pytest.mark.parametrize("bits", [16, 4])
+@pytest.mark.parametrize("m", [5, 64, 300])
+def test_cuda_forced_splits_match_reference(path, splits, bits, m, gen, monkeypatch):
+    if path == "wgmma" and not IS_HOPPER:
+        pytest.skip("the wgmma kernel needs a compute capability 9.x GPU")
+    monkeypatch.setenv("SLIMOPS_CUDA_SPARSE24", path)
+    monkeypatch.setenv("SLIMOPS_S24_SPLITS", splits)
+    dtype = torch.bfloat16
+    if bits == 4:
+        x, kw = int4_inputs_cuda_layout(4352, 272, m, 64, False, dtype, gen)
+    else:
+        x, kw = op_inputs(4352, 272, m, dtype, 16, gen, device="cuda", bias=True)
+    out = slimops.sparse24_gemm(x, **kw)
+    assert rel_error(out, reference.sparse24_gemm(x, **kw)) < TOL[dtype]
+    assert torch.equal(slimops.sparse24_gemm(x, **kw), out)  # split-K sums in a fixed order
 
 
 @requires_hopper

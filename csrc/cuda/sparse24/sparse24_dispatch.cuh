@@ -66,9 +66,24 @@ constexpr int kMaxSplits = 16;
 static_assert(kMaxSplits <= split_k::kMaxArrivals, "arrivals fit the counter word");
 constexpr int kMinItersPerSplit = 2;
 constexpr int kReduceCostIters = 2;
+// A block's fixed cost in stages: filling its pipeline (the first copies'
+// latency) and storing its tile. Without it the wave model split 224 tiles
+// of 128 stages 4 ways (7 waves of 32) rather than not at all (2 waves of
+// 128), and so on; with 8, 1.30-1.39x at M = 128 on 8192x28672 and M = 4096
+// on 4096^2, 1.20-1.27x at M = 512 on 4096x14336, no row slower
+// (bench/results/sparse24_block_cost_h100.md).
+constexpr int kBlockCostIters = 8;
 constexpr int kMaxDevices = 64;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Sweep knobs of the split-K plan, read per call (unset: the model's
+// choice): SLIMOPS_S24_SPLITS forces the split count, SLIMOPS_S24_BLOCK_COST
+// sets the model's fixed cost of a block in stages (kBlockCostIters).
+inline int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != 0 ? std::atoi(v) : fallback;
+}
 
 struct Plan {
   int64_t tiles_w = 0, tiles_t = 0;
@@ -79,7 +94,8 @@ struct Plan {
 // While the output tiles leave resident-block slots empty, split K until
 // they are (about) all used: at small M every block streams W at the rate
 // one SM can pull, so idle slots are lost bandwidth. Once the tiles fill a
-// wave, take the fewest waves x (iterations per split + the reduction).
+// wave, take the fewest waves x (iterations per split + a block's fixed
+// cost + the reduction).
 inline Plan make_plan(const Sparse24Params& p, int bw, int bt, int stage_k, int64_t slots) {
   Plan pl;
   pl.tiles_w = ceil_div(p.n, bw);
@@ -91,8 +107,10 @@ inline Plan make_plan(const Sparse24Params& p, int bw, int bt, int stage_k, int6
   if (tiles < slots) {
     splits = int(std::max<int64_t>(1, slots / tiles));
   } else {
-    splits = fewest_waves_splits(tiles, slots, pl.iters, max_splits, kReduceCostIters);
+    splits = fewest_waves_splits(tiles, slots, pl.iters, max_splits, kReduceCostIters,
+                                 env_int("SLIMOPS_S24_BLOCK_COST", kBlockCostIters));
   }
+  splits = env_int("SLIMOPS_S24_SPLITS", splits);
   splits = std::max(1, std::min(splits, max_splits));
   pl.iters_per_split = int(ceil_div(pl.iters, splits));
   pl.splits = int(ceil_div(pl.iters, pl.iters_per_split));
