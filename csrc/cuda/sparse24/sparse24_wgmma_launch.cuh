@@ -195,10 +195,12 @@ inline TileChoice choose_tile(const Sparse24Params& p) {
   }
   // M <= 64: 4-block clusters (x read from L2 once per 4 W tiles) for
   // 16-bit values, 0.99-1.19x against single blocks at M = 32 and 64 on the
-  // four shapes, and for int4 on wide W only: 1.04-1.11x on 8192x28672 but
-  // 0.58-0.98x on the three smaller shapes, where the fewer resident
-  // clusters leave SMs idle (bench/results/sparse24_medium_m_h100.md).
-  if (m <= 64) return p.bits == 16 || p.n >= 16384 ? TileChoice{64, 4} : TileChoice{64, 1};
+  // four shapes. int4: single blocks; clusters of 4 won on 8192x28672
+  // (1.04-1.11x) only while the split model split its 224 tiles 4 ways:
+  // unsplit, single blocks run 1.06-1.07x faster there than clusters
+  // (bench/results/sparse24_block_cost_h100.md), and clusters lose up to
+  // 0.58x on the smaller shapes (fewer resident clusters).
+  if (m <= 64) return p.bits == 16 ? TileChoice{64, 4} : TileChoice{64, 1};
   if (m <= 128) return {128, 1};
   if (m <= 384) return {256, 4};
   if (m <= 1536) return {128, 1};
