@@ -45,3 +45,15 @@ def set_knobs(var: str, value: str) -> list[str]:
 def clear_knobs(names: list[str]) -> None:
     for name in names:
         os.environ.pop(name, None)
+
+
+def with_knobs(var: str, value: str, fn):
+    """fn called with the knobs of value set, cleared after: for contenders
+    timed in turn in one loop."""
+    def call():
+        names = set_knobs(var, value)
+        try:
+            return fn()
+        finally:
+            clear_knobs(names)
+    return call

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A/B of one build-time-free knob of the CUDA 2:4 matmul, in one process
-with the bench runner's timing (L2 flushed, medians): cuBLAS bf16, then
-Sparse24Linear with the env var at each value, alternating per shape and M.
+with the bench runner's timing (L2 flushed, medians): cuBLAS bf16 and
+Sparse24Linear with the env var at each value, timed round-robin per shape
+and M (time_cuda_interleaved).
 Usage: sparse24_ab.py ENV_VAR [--values 0,1] [--m 1,4] [--bits 4] [--reps 30]"""
 
 import torch
@@ -9,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import ab_table  # tools/probes/ab_table.py (this folder is on sys.path)
-from slimops.bench.timing import L2Flusher, time_cuda
+from slimops.bench.timing import L2Flusher, time_cuda_interleaved
 from slimops.nn import Sparse24Linear
 from slimops.testing import rel_error
 
@@ -30,11 +31,12 @@ for bits in (int(b) for b in args.bits.split(",")):
             x = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
             x[:, ::97] *= 20  # outliers
             ref = F.linear(x.float(), w.float())
-            t_ref = time_cuda(lambda: F.linear(x, w), reps=args.reps, flush=flush)
-            times, errs = [], []
+            errs = []
             for v in values:
                 names = ab_table.set_knobs(args.var, v)
                 errs.append(rel_error(layer(x), ref))
-                times.append(time_cuda(lambda: layer(x), reps=args.reps, flush=flush))
                 ab_table.clear_knobs(names)
-            ab_table.print_row(bits, k, n, m, t_ref, times, " ".join(f"{e:.1e}" for e in errs))
+            fns = {"cuBLAS": lambda: F.linear(x, w)}
+            fns.update({v: ab_table.with_knobs(args.var, v, lambda: layer(x)) for v in values})
+            t = time_cuda_interleaved(fns, reps=args.reps, flush=flush)
+            ab_table.print_row(bits, k, n, m, t["cuBLAS"], [t[v] for v in values], " ".join(f"{e:.1e}" for e in errs))

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """A/B of one build-time-free knob of the tensor-core wo_gemm at small M, in
-one process with the bench runner's timing (L2 flushed, medians): cuBLAS,
-then the op with the env var unset/0 and =1, alternating per shape.
+one process with the bench runner's timing (L2 flushed, medians): cuBLAS
+and the op with the env var at each value, timed round-robin per shape.
 Usage: wo_gemm_ab.py ENV_VAR [--values 0,1] [--m 1,16] [--reps 30]"""
 
 import torch
 import torch.nn.functional as F
 
 import ab_table  # tools/probes/ab_table.py (this folder is on sys.path)
-from slimops.bench.timing import L2Flusher, time_cuda
+from slimops.bench.timing import L2Flusher, time_cuda_interleaved
 from slimops.formats.quantize import quantize
 from slimops.ops import wo_gemm
 from slimops.testing import randn_with_outliers, rel_error
@@ -30,12 +30,13 @@ for bits in (int(b) for b in args.bits.split(",")):
         for m in (int(v) for v in args.m.split(",")):
             x = randn_with_outliers(m, k, device="cuda", generator=gen).to(torch.bfloat16)
             call = lambda: wo_gemm(x, qw.qweight, qw.scales, zeros=qw.zeros, bits=bits, group_size=gs)
-            t_ref = time_cuda(lambda: F.linear(x, wb), reps=args.reps, flush=flush)
-            times, outs = [], []
+            outs = []
             for v in values:
                 names = ab_table.set_knobs(args.var, v)
                 outs.append(call())
-                times.append(time_cuda(call, reps=args.reps, flush=flush))
                 ab_table.clear_knobs(names)
+            fns = {"cuBLAS": lambda: F.linear(x, wb)}
+            fns.update({v: ab_table.with_knobs(args.var, v, call) for v in values})
+            t = time_cuda_interleaved(fns, reps=args.reps, flush=flush)
             err = max(rel_error(o, outs[0]) for o in outs)
-            ab_table.print_row(bits, k, n, m, t_ref, times, f"{err:.1e}")
+            ab_table.print_row(bits, k, n, m, t["cuBLAS"], [t[v] for v in values], f"{err:.1e}")

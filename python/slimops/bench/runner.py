@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from .timing import L2Flusher, time_cpu_interleaved, time_cuda
+from .timing import L2Flusher, time_cpu_interleaved, time_cuda_abba
 
 
 # Short dtype names of the --dtype options of the families.
@@ -66,7 +66,7 @@ def time_problems(problems: list[Problem], device: str, reps: int) -> list[dict]
     rows = []
     for prob in problems:
         if device == "cuda":
-            times = {impl.name: time_cuda(impl.fn, reps=reps, flush=flush) for impl in prob.impls}
+            times = time_cuda_abba({impl.name: impl.fn for impl in prob.impls}, reps=reps, flush=flush)
         else:
             times = time_cpu_interleaved({impl.name: impl.fn for impl in prob.impls}, reps=reps)
         ours = {i.name: times[i.name] for i in prob.impls if i.ours}
@@ -132,9 +132,12 @@ def run_family(name: str, args: argparse.Namespace) -> dict:
     rows = time_problems(problems, args.device, args.reps)
     table = markdown_table(rows)
     stamp = utc_stamp()
-    header = f"### {title}\n\n{machine}; {stamp}; medians of {args.reps} runs" + (
-        ", L2 flushed before each call" if args.device == "cuda" else ", contenders timed round-robin"
-    )
+    if args.device == "cuda":
+        how = (f"the lower of two medians of {args.reps // 2} runs (contenders in A B B A blocks), "
+               "L2 flushed before each call")
+    else:
+        how = f"medians of {args.reps} runs, contenders timed round-robin"
+    header = f"### {title}\n\n{machine}; {stamp}; {how}"
     result = {"title": title, "machine": machine, "date": stamp, "reps": args.reps, "rows": rows}
     publish(result, header, table, args)
     return result
