@@ -3,7 +3,7 @@
 # scarce): build, CUDA tests, compute-sanitizer, benchmarks. Logs and tables
 # go under $OUT. Usage: bash tools/h100_session.sh [build] [test] [test-all] [sanitize] [sanitize-new] [bench]
 # [bench-attn] [bench-sparse] [bench-paths] [wgmma-sweep] [s24-wgmma] [s24-sweep] [e2e] [lr-corr] [lowrank] [flush-probe] [compress-gpu]
-# [cold-stream]
+# [cold-stream] [stage-probe]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/slimops_out}
@@ -127,6 +127,10 @@ for step in $steps; do
       # The cold-read floor under the runner's timing (tools/probes/cold_stream.cu).
       nvcc -O3 -gencode arch=compute_90a,code=sm_90a tools/probes/cold_stream.cu -o /tmp/cold_stream \
         && /tmp/cold_stream 30 | tee "$OUT/cold_stream.md" ;;
+    stage-probe)
+      # What bounds the 2:4 wgmma kernel at M = 64 (tools/probes/tma_stage_probe.cu).
+      nvcc -std=c++17 -O3 -Icsrc -gencode arch=compute_90a,code=sm_90a --expt-relaxed-constexpr \
+        tools/probes/tma_stage_probe.cu -o /tmp/tma_stage_probe && /tmp/tma_stage_probe 30 all | tee "$OUT/stage_probe.md" ;;
     s24-sweep)
       # Every 2:4 path and wgmma token tile at M = 16..4096 (tools/sparse24_sweep.py).
       # S24_SWEEP_ARGS2, if set, runs a second sweep (other M, other configs).

@@ -1,6 +1,7 @@
 """What the env-knob A/B probes (wo_gemm_ab.py, sparse24_ab.py) share: their
 arguments, and the Markdown table they print (cuBLAS, then the op at each
-value of the knob, timed in one process)."""
+value of the knob, timed in one process); and the 2:4 layer they and
+timing_method_ab.py time."""
 import argparse
 import os
 
@@ -57,3 +58,17 @@ def with_knobs(var: str, value: str, fn):
         finally:
             clear_knobs(names)
     return call
+
+
+def sparse24_layer(k: int, n: int, bits: int):
+    """A seeded bf16 nn.Linear [n, k] as Sparse24Linear (bf16 or g128 int4
+    kept values) on the GPU, and its dense bf16 weight (cuBLAS's operand)."""
+    import torch
+    import torch.nn as nn
+
+    from slimops.nn import Sparse24Linear
+
+    torch.manual_seed(0)
+    lin = nn.Linear(k, n, bias=False, dtype=torch.bfloat16, device="cuda")
+    layer = Sparse24Linear.from_linear(lin, bits=bits, group_size=128)
+    return layer, layer.dequantize()

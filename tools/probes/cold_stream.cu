@@ -24,15 +24,7 @@
 #include <vector>
 
 #include "../../csrc/cuda/common/ptx.cuh"
-
-#define CHECK(x)                                                                                  \
-  do {                                                                                            \
-    cudaError_t e = (x);                                                                          \
-    if (e != cudaSuccess) {                                                                       \
-      std::fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e));              \
-      std::exit(1);                                                                               \
-    }                                                                                             \
-  } while (0)
+#include "probe_common.cuh"
 
 using slimops::cuda::ptx::load_once;
 
@@ -74,7 +66,6 @@ __global__ void read_block_slices(const uint4* p, size_t n, unsigned* sink) {
   if (acc == 0x9e3779b9u) *sink = acc;
 }
 
-
 // A weight GEMV's access shape: block (b, s) reads rows [b R, b R + R) of a
 // [rows x row_bytes] matrix over its share s of each row, kSeg contiguous
 // bytes of each row per step, kU steps in flight.
@@ -109,12 +100,6 @@ __global__ void __launch_bounds__(kThreads) read_row_segments(const uint8_t* w, 
       for (int l = 0; l < kPerThread; ++l) acc ^= v[u][l].x ^ v[u][l].y ^ v[u][l].z ^ v[u][l].w;
   }
   if (acc == 0x9e3779b9u) *sink = acc;
-}
-
-__global__ void spin(long long cycles) {
-  long long t0 = clock64();
-  while (clock64() - t0 < cycles) {
-  }
 }
 
 __global__ void tiny(float* x) { x[threadIdx.x] *= 1.0f; }

@@ -6,12 +6,10 @@ and M (time_cuda_interleaved).
 Usage: sparse24_ab.py ENV_VAR [--values 0,1] [--m 1,4] [--bits 4] [--reps 30]"""
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 import ab_table  # tools/probes/ab_table.py (this folder is on sys.path)
 from slimops.bench.timing import L2Flusher, time_cuda_interleaved
-from slimops.nn import Sparse24Linear
 from slimops.testing import rel_error
 
 SHAPES = [(4096, 4096), (4096, 14336), (8192, 8192), (8192, 28672)]
@@ -23,10 +21,7 @@ values = args.values
 ab_table.print_header(args.var, values, "rel err vs dense (each)")
 for bits in (int(b) for b in args.bits.split(",")):
     for k, n in SHAPES:
-        torch.manual_seed(0)
-        lin = nn.Linear(k, n, bias=False, dtype=torch.bfloat16, device="cuda")
-        layer = Sparse24Linear.from_linear(lin, bits=bits, group_size=128)
-        w = layer.dequantize()
+        layer, w = ab_table.sparse24_layer(k, n, bits)
         for m in (int(v) for v in args.m.split(",")):
             x = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
             x[:, ::97] *= 20  # outliers

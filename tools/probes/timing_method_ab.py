@@ -4,17 +4,16 @@ Sparse24Linear (bf16 and int4 kept values) at large M, timed three ways in
 one process: each contender's 30 calls in one block (the runner before
 session 14), round-robin (time_cuda_interleaved, the env-knob A/B probes),
 and two blocks of 15 in A B B A order, each after 50 ms of the
-contender's own calls (time_cuda_abba, the runner since).
+contender's own calls, the lower block median (time_cuda_abba, the runner since).
 L2 flushed and medians throughout.
 Usage: timing_method_ab.py [--m 1024,4096] [--reps 30]"""
 import argparse
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
+import ab_table  # tools/probes/ab_table.py (this folder is on sys.path)
 from slimops.bench.timing import L2Flusher, time_cuda, time_cuda_abba, time_cuda_interleaved
-from slimops.nn import Sparse24Linear
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--m", default="1024,4096")
@@ -25,10 +24,7 @@ flush = L2Flusher(torch.device("cuda"))
 print("| bits | K x N | M | method | cuBLAS us | ours us | x cuBLAS |\n|---|---|---|---|---|---|---|")
 for bits in (16, 4):
     for k, n in [(8192, 8192), (8192, 28672), (4096, 14336)]:
-        torch.manual_seed(0)
-        lin = nn.Linear(k, n, bias=False, dtype=torch.bfloat16, device="cuda")
-        layer = Sparse24Linear.from_linear(lin, bits=bits, group_size=128)
-        w = layer.dequantize()
+        layer, w = ab_table.sparse24_layer(k, n, bits)
         for m in (int(v) for v in args.m.split(",")):
             x = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
             fns = {"cuBLAS": lambda: F.linear(x, w), "ours": lambda: layer(x)}

@@ -38,15 +38,7 @@
 #include "../../csrc/cuda/common/wgmma_sp_ops.cuh"
 #include "../../csrc/cuda/sparse24/sparse24_primitives.cuh"
 #include "../../csrc/cuda/sparse24/sparse24_wgmma_launch.cuh"
-
-#define CHECK(x)                                                                     \
-  do {                                                                               \
-    cudaError_t e = (x);                                                             \
-    if (e != cudaSuccess) {                                                          \
-      std::fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); \
-      std::exit(1);                                                                  \
-    }                                                                                \
-  } while (0)
+#include "probe_common.cuh"
 
 namespace tma = slimops::cuda::tma;
 namespace wg = slimops::cuda::wgmma;
@@ -183,12 +175,6 @@ __global__ void fill_random(uint32_t* p, size_t n, uint32_t and_mask, uint32_t o
     h *= 0xC2B2AE3Du;
     h ^= h >> 16;
     p[i] = (h & and_mask) | or_mask;
-  }
-}
-
-__global__ void spin(long long cycles) {
-  const long long t0 = clock64();
-  while (clock64() - t0 < cycles) {
   }
 }
 
