@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         fp = fam.add_parser(name)
         fp.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
         fp.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's)")
-        fp.add_argument("--reps", type=int, default=None, help="timed runs per case (default: 40 cuda, in two blocks; 15 cpu)")
+        fp.add_argument("--reps", type=int, default=None,
+                        help="timed runs per case (default: 40 cuda, in two blocks; 15 cpu)")
         fp.add_argument("--json", default=None, help="write the results as JSON here")
         fp.add_argument("--markdown", default=None, help="write the table as Markdown here")
         add_arguments(fp)

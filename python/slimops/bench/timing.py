@@ -87,12 +87,12 @@ def time_cuda_abba(
     order (A B B A); the lower of its two block medians. The GPU has slow
     spells that last many calls (a block's median has read 2-6x slow on
     H100): timed in one block, a contender hit by one reads slow however
-    many calls its median took. Each block follows `warmup_ms` of the contender's own calls: over tens
-    of milliseconds a GPU settles into the power state and clocks of what it
-    runs, as it does serving a model with it, and at large M that moves the
-    ratio (H100, int4 2:4 against cuBLAS at M = 4096: 1.02-1.17x timed in
-    blocks after each one's own calls, 0.89-0.99x timed in turns). Both:
-    bench/results/timing_method_h100.md."""
+    many calls its median took. Each block follows `warmup_ms` of the
+    contender's own calls: over tens of milliseconds a GPU settles into the
+    power state and clocks of what it runs, as it does serving a model with
+    it, and at large M that moves the ratio (H100, int4 2:4 against cuBLAS
+    at M = 4096: 1.02-1.17x timed in blocks after each one's own calls,
+    0.89-0.99x timed in turns). Both: bench/results/timing_method_h100.md."""
     events: dict[str, list[list[tuple]]] = {name: [] for name in fns}
     for half, order in enumerate((list(fns), list(fns)[::-1])):
         for name in order:
