@@ -173,17 +173,35 @@ auto with_tile(TileChoice c, Fn&& fn) {
   return c.cluster == 2 ? fn(TileTag<TileT256<2>>{}) : fn(TileTag<TileT256<4>>{});
 }
 
-// The tile for M, measured on H100: per M, the tile with the best geometric
-// mean speedup over the three benchmark shapes (bench/results/s24_wgmma_sweep_h100_run{3,4}.md).
-// Which one wins at a shape is mostly how full the last round of resident
-// blocks is, and 4-block clusters are fewer (~30 resident): they win where
-// the grid fills its rounds (M = 256: 0.98-1.45x against 0.92-1.26x for
-// single blocks; M = 4096: 1.22-1.36x against 1.17-1.24x) and lose by up
-// to 2x where it does not (M = 512 on 8192^2). SLIMOPS_S24_WGMMA_BT (64, 128
-// or 256) and SLIMOPS_S24_WGMMA_CLUSTER (1, 2 or 4; 64 or 256 tokens) force
-// a tile, for sweeps (read per call). 64-token clusters: at M <= 64 x is
-// most of a block's bytes (int4: 8 KiB of x per 3 KiB of W a stage), read
-// from L2 by every W tile; multicast cuts those reads by the cluster size.
+// SMs of the current device (0 if it cannot be read).
+inline int64_t sm_count() {
+  int dev = 0, sms = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return sms;
+}
+
+// The tile for M and N, measured on H100 (bench/results/s24_wgmma_sweep_h100_run{3,4}.md,
+// bench/results/sparse24_tile_choice_h100.md). Which one wins at a shape is
+// mostly how full the rounds of resident blocks are, and 4-block clusters
+// are fewer (~30 resident): they win where the grid fills its rounds and
+// lose by up to 2x where it does not. From M = 129: 128-token single blocks
+// while their tiles fit one round (one block an SM): 1.31-1.49x against
+// the 256-token clusters at M = 256 on 4096^2 and 8192^2, for either value
+// type. Past one round, 256-token clusters of 4 up to M = 384; from M = 385
+// int4 takes 256-token single blocks (each W tile is dequantised once per
+// token tile, so fewer, larger token tiles): 1.08-1.38x against 128-token
+// ones at M = 512-1024 and 1.00-1.03x against clusters of 2 at M = 2048; 16-bit values take clusters of 2 from M = 769 (1.06-1.17x
+// at M = 1024 on 4096^2, 8192^2 and 8192x28672, 0.98x on 4096x14336). M = 512
+// for 16-bit values keeps 128-token blocks (256-token ones win on two shapes
+// and lose 0.89x on 8192x28672). SLIMOPS_S24_WGMMA_BT (64, 128 or 256) and
+// SLIMOPS_S24_WGMMA_CLUSTER (1, 2 or 4; 64 or 256 tokens) force a tile, for
+// sweeps (read per call). 64-token clusters: at M <= 64 x is most of a
+// block's bytes (int4: 8 KiB of x per 3 KiB of W a stage), read from L2 by
+// every W tile; multicast cuts those reads by the cluster size.
 inline TileChoice choose_tile(const Sparse24Params& p) {
   const int64_t m = p.m;
   const char* bt = std::getenv("SLIMOPS_S24_WGMMA_BT");
@@ -202,10 +220,13 @@ inline TileChoice choose_tile(const Sparse24Params& p) {
   // 0.58x on the smaller shapes (fewer resident clusters).
   if (m <= 64) return p.bits == 16 ? TileChoice{64, 4} : TileChoice{64, 1};
   if (m <= 128) return {128, 1};
+  if (m > 3072) return {256, 4};
+  const int64_t tiles_128 = s24::ceil_div(p.n, kBW) * s24::ceil_div(m, 128);
+  if (tiles_128 <= sm_count()) return {128, 1};
   if (m <= 384) return {256, 4};
-  if (m <= 1536) return {128, 1};
-  if (m <= 3072) return {256, 2};
-  return {256, 4};
+  if (p.bits == 4) return {256, 1};
+  if (m <= 768) return {128, 1};
+  return {256, 2};
 }
 
 // One format (element type x bits x zero points), the tile for M: reports
