@@ -265,6 +265,26 @@ def test_cuda_split_k_counters_stay_zeroed_per_stream(path, gen, monkeypatch):
 
 
 @requires_cuda
+@pytest.mark.parametrize("path", ["mma", "wgmma"])
+@pytest.mark.parametrize("splits", ["1", "3", "7", "99"])
+@pytest.mark.parametrize("bits,gs", [(4, 128), (8, -1)])
+@pytest.mark.parametrize("m", [5, 64, 300])
+def test_cuda_forced_splits_match_reference(path, splits, bits, gs, m, gen, monkeypatch):
+    """SLIMOPS_WO_SPLITS (the split plan's sweep knob) at counts the model
+    would not pick, 99 clamped to the plan's maximum: every count sums right."""
+    if path == "wgmma" and torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the wgmma kernel needs a compute capability 9.x GPU")
+    if path == "mma" and m > 128:
+        pytest.skip("the mma.sync kernel serves M <= 128")
+    monkeypatch.setenv("SLIMOPS_CUDA_WO_GEMM", path)
+    monkeypatch.setenv("SLIMOPS_WO_SPLITS", splits)
+    prob = Problem(bits, 4096, 200, gs, gen, "cuda", bias=True)
+    x = randn_with_outliers(m, 4096, dtype=torch.bfloat16, generator=gen).cuda()
+    out = check(prob, x)
+    assert torch.equal(prob.run(x), out)  # split-K sums in a fixed order
+
+
+@requires_cuda
 def test_cuda_forced_path_that_does_not_apply_is_an_error(gen, monkeypatch):
     monkeypatch.setenv("SLIMOPS_CUDA_WO_GEMM", "wgmma")
     prob = Problem(8, 96, 37, 32, gen, "cuda")  # K % 64 != 0: the wgmma kernel does not apply

@@ -14,6 +14,7 @@
 #include <cstdlib>
 
 #include "../../common/status.h"
+#include "../common/env_knob.h"
 #include "../common/split_k_waves.h"
 #include "sparse24_kernel.cuh"
 
@@ -77,20 +78,16 @@ constexpr int kMaxDevices = 64;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Sweep knobs of the split-K plan, read per call (unset: the model's
-// choice): SLIMOPS_S24_SPLITS forces the split count, SLIMOPS_S24_BLOCK_COST
-// sets the model's fixed cost of a block in stages (kBlockCostIters).
-inline int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != 0 ? std::atoi(v) : fallback;
-}
-
 struct Plan {
   int64_t tiles_w = 0, tiles_t = 0;
   int iters = 0, iters_per_split = 0, splits = 1;
   size_t counter_bytes = 0, workspace_bytes = 0;
 };
 
+// Sweep knobs, read per call (unset: the model's choice): SLIMOPS_S24_SPLITS
+// forces the split count, SLIMOPS_S24_BLOCK_COST sets the model's fixed cost
+// of a block in stages (kBlockCostIters).
+//
 // While the output tiles leave resident-block slots empty, split K until
 // they are (about) all used: at small M every block streams W at the rate
 // one SM can pull, so idle slots are lost bandwidth. Once the tiles fill a

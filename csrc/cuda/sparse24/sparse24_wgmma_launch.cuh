@@ -194,8 +194,9 @@ inline int64_t sm_count() {
 // type. Past one round, 256-token clusters of 4 up to M = 384; from M = 385
 // int4 takes 256-token single blocks (each W tile is dequantised once per
 // token tile, so fewer, larger token tiles): 1.08-1.38x against 128-token
-// ones at M = 512-1024 and 1.00-1.03x against clusters of 2 at M = 2048; 16-bit values take clusters of 2 from M = 769 (1.06-1.17x
-// at M = 1024 on 4096^2, 8192^2 and 8192x28672, 0.98x on 4096x14336). M = 512
+// ones at M = 512-1024 and 1.00-1.03x against clusters of 2 at M = 2048;
+// 16-bit values take clusters of 2 from M = 769 (1.06-1.17x at M = 1024 on
+// 4096^2, 8192^2 and 8192x28672, 0.98x on 4096x14336). M = 512
 // for 16-bit values keeps 128-token blocks (256-token ones win on two shapes
 // and lose 0.89x on 8192x28672). SLIMOPS_S24_WGMMA_BT (64, 128 or 256) and
 // SLIMOPS_S24_WGMMA_CLUSTER (1, 2 or 4; 64 or 256 tokens) force a tile, for

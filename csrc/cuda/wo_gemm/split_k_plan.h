@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "../../common/wo_gemm_params.h"
+#include "../common/env_knob.h"
 #include "../common/split_k_waves.h"
 
 namespace slimops::cuda::split_k_plan {
@@ -50,6 +51,9 @@ struct Plan {
 // of waves x (iterations per split + the reduction's share).
 // rank > 0: a low-rank correction adds one producer block per tile
 // (lowrank_correction.cuh) that counts as one more partial.
+// Sweep knobs, read per call, for calls without a correction (its launcher
+// needs the whole grid resident): SLIMOPS_WO_SPLITS forces the split count,
+// SLIMOPS_WO_BLOCK_COST sets a block's fixed cost in stages in the wave model.
 inline Plan make_plan(const WoGemmParams& p, int64_t rank, int bm, int bn, int stage_k, int64_t sms, int64_t slots) {
   Plan pl;
   pl.tiles_m = ceil_div(p.m, bm);
@@ -69,8 +73,10 @@ inline Plan make_plan(const WoGemmParams& p, int64_t rank, int bm, int bn, int s
     const auto wanted = int64_t(std::ceil(kBlocksPerSm * double(sms) / double(tiles))) - producer_slices;
     splits = int(std::max<int64_t>(1, std::min(wanted, slots / tiles)));
   } else {
-    splits = fewest_waves_splits(tiles, slots, pl.iters, max_splits, kReduceCostIters);
+    splits = fewest_waves_splits(tiles, slots, pl.iters, max_splits, kReduceCostIters,
+                                 rank > 0 ? 0 : env_int("SLIMOPS_WO_BLOCK_COST", 0));
   }
+  if (rank == 0) splits = env_int("SLIMOPS_WO_SPLITS", splits);
   splits = std::max(1, std::min(splits, max_splits));
   // Equal shares of whole stages; no split left empty.
   pl.iters_per_split = int(ceil_div(pl.iters, splits));
