@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "../common/device_sms.h"
 #include "../common/tensor_map.h"
 #include "sparse24_dispatch.cuh"
 #include "sparse24_wgmma_kernel.cuh"
@@ -173,17 +174,6 @@ auto with_tile(TileChoice c, Fn&& fn) {
   return c.cluster == 2 ? fn(TileTag<TileT256<2>>{}) : fn(TileTag<TileT256<4>>{});
 }
 
-// SMs of the current device (0 if it cannot be read).
-inline int64_t sm_count() {
-  int dev = 0, sms = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
-  return sms;
-}
-
 // The tile for M and N, measured on H100 (bench/results/s24_wgmma_sweep_h100_run{3,4}.md,
 // bench/results/sparse24_tile_choice_h100.md). Which one wins at a shape is
 // mostly how full the rounds of resident blocks are, and 4-block clusters
@@ -223,7 +213,7 @@ inline TileChoice choose_tile(const Sparse24Params& p) {
   if (m <= 128) return {128, 1};
   if (m > 3072) return {256, 4};
   const int64_t tiles_128 = s24::ceil_div(p.n, kBW) * s24::ceil_div(m, 128);
-  if (tiles_128 <= sm_count()) return {128, 1};
+  if (tiles_128 <= current_device_sms()) return {128, 1};
   if (m <= 384) return {256, 4};
   if (p.bits == 4) return {256, 1};
   if (m <= 768) return {128, 1};

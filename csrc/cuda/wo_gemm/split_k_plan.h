@@ -24,6 +24,13 @@ constexpr int kMinItersPerSplit = 4;
 // What one split's partial write, count-in and share of the final sum cost,
 // in main-loop iterations.
 constexpr int kReduceCostIters = 2;
+// A block's fixed cost in iterations (filling its pipeline, storing its
+// tile), once the tiles fill a wave. Without it the model split 448 tiles of
+// 64 stages 2 ways (7 waves of 32) rather than not at all (4 waves of 64);
+// with 8, H100 wgmma kernel: 1.19-1.29x at M = 128 on 8192x28672, 1.26x at
+// M = 1024 on 4096x14336 (int4), 1.29x at M = 256 on 8192x28672 (int8), no
+// row slower (bench/results/wo_gemm_tile_block_cost_h100.md).
+constexpr int kBlockCostIters = 8;
 // Blocks per SM that saturate memory at small M (see make_plan).
 constexpr double kBlocksPerSm = 1.5;
 constexpr int kMaxDevices = 64;
@@ -48,12 +55,13 @@ struct Plan {
 // the bytes it streams: split until about kBlocksPerSm blocks per SM (more
 // blocks only add partials and prologues), never past one wave (a second,
 // partial wave cost up to 30%). Once the tiles fill a wave, take the fewest
-// of waves x (iterations per split + the reduction's share).
+// of waves x (iterations per split + a block's fixed cost + the
+// reduction's share).
 // rank > 0: a low-rank correction adds one producer block per tile
 // (lowrank_correction.cuh) that counts as one more partial.
-// Sweep knobs, read per call, for calls without a correction (its launcher
-// needs the whole grid resident): SLIMOPS_WO_SPLITS forces the split count,
-// SLIMOPS_WO_BLOCK_COST sets a block's fixed cost in stages in the wave model.
+// Sweep knobs, read per call: SLIMOPS_WO_BLOCK_COST sets kBlockCostIters;
+// SLIMOPS_WO_SPLITS forces the split count of calls without a correction
+// (whose launcher needs the whole grid resident).
 inline Plan make_plan(const WoGemmParams& p, int64_t rank, int bm, int bn, int stage_k, int64_t sms, int64_t slots) {
   Plan pl;
   pl.tiles_m = ceil_div(p.m, bm);
@@ -74,7 +82,7 @@ inline Plan make_plan(const WoGemmParams& p, int64_t rank, int bm, int bn, int s
     splits = int(std::max<int64_t>(1, std::min(wanted, slots / tiles)));
   } else {
     splits = fewest_waves_splits(tiles, slots, pl.iters, max_splits, kReduceCostIters,
-                                 rank > 0 ? 0 : env_int("SLIMOPS_WO_BLOCK_COST", 0));
+                                 env_int("SLIMOPS_WO_BLOCK_COST", kBlockCostIters));
   }
   if (rank == 0) splits = env_int("SLIMOPS_WO_SPLITS", splits);
   splits = std::max(1, std::min(splits, max_splits));

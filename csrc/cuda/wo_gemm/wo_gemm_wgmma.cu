@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "../common/device_sms.h"
 #include "../common/tensor_map.h"
 #include "split_k_plan.h"
 #include "weight_type_switch.h"
@@ -104,17 +105,23 @@ struct WgmmaKernel {
   }
 };
 
-// Rows of x per tile for M, measured on H100 (bf16, K x N 8192x8192,
-// 8192x28672, 4096x14336; bench/results/wgmma_sweep_int{4,8}_h100_run*.md): 64
-// rows up to M = 64; then 128 (int4 up to M = 256: the 128-row tile kept up
-// with the 256-row one there); 256 beyond. SLIMOPS_WGMMA_BM (64, 128 or 256)
-// forces one, for tile sweeps (read per call, like the binding's path knob).
-int tile_rows(int64_t m, int bits) {
+// Rows of x per tile for M and N, measured on H100 (bf16, K x N 8192x8192,
+// 8192x28672, 4096x14336; bench/results/wgmma_sweep_int{4,8}_h100_run*.md,
+// bench/results/wo_gemm_tile_block_cost_h100.md): 64 rows up to M = 64;
+// 128 up to M = 128; for int4 up to M = 256 128 rows while the tiles fit
+// one round of blocks (one a SM), else 256: 256-row tiles dequantise each
+// weight tile once, not twice, which won 1.12-1.13x at M = 256 on
+// 4096x14336 and 8192x28672 (448 128-row tiles) and lost 0.68-0.89x where
+// the 128-row tiles fit one round (4096^2, 8192^2, 14336x4096). 256 beyond.
+// SLIMOPS_WGMMA_BM (64, 128 or 256) forces one, for tile sweeps (read per
+// call, like the binding's path knob).
+int tile_rows(const WoGemmParams& p, int bits) {
   const char* v = std::getenv("SLIMOPS_WGMMA_BM");
   const int forced = v ? std::atoi(v) : 0;
   if (forced == 64 || forced == 128 || forced == 256) return forced;
-  if (m <= 64) return 64;
-  if (m <= (bits == 4 ? 256 : 128)) return 128;
+  if (p.m <= 64) return 64;
+  if (p.m <= 128) return 128;
+  if (bits == 4 && p.m <= 256 && ceil_div(p.n, kTileN) * ceil_div(p.m, 128) <= current_device_sms()) return 128;
   return 256;
 }
 
@@ -125,7 +132,7 @@ auto dispatch(const WoGemmParams& p, Fn&& fn) {
     using T = typename decltype(type)::type;
     constexpr int kBits = decltype(bits)::value;
     constexpr bool kZeros = decltype(zeros)::value;
-    switch (tile_rows(p.m, kBits)) {
+    switch (tile_rows(p, kBits)) {
       case 64: return fn(WgmmaKernel<T, kBits, TileW64, kZeros>{});
       case 128: return fn(WgmmaKernel<T, kBits, TileW128, kZeros>{});
       default: return fn(WgmmaKernel<T, kBits, TileW256, kZeros>{});
