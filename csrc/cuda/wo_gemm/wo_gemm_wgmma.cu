@@ -108,11 +108,13 @@ struct WgmmaKernel {
 // Rows of x per tile for M and N, measured on H100 (bf16, K x N 8192x8192,
 // 8192x28672, 4096x14336; bench/results/wgmma_sweep_int{4,8}_h100_run*.md,
 // bench/results/wo_gemm_tile_block_cost_h100.md): 64 rows up to M = 64;
-// 128 up to M = 128; for int4 up to M = 256 128 rows while the tiles fit
-// one round of blocks (one a SM), else 256: 256-row tiles dequantise each
-// weight tile once, not twice, which won 1.12-1.13x at M = 256 on
-// 4096x14336 and 8192x28672 (448 128-row tiles) and lost 0.68-0.89x where
-// the 128-row tiles fit one round (4096^2, 8192^2, 14336x4096). 256 beyond.
+// 128 up to M = 128; up to M = 256 128 rows while those tiles fit one round
+// of blocks (one a SM; for int8 half a round), else 256. A 256-row tile
+// dequantises each weight tile once, not twice: int4 1.12-1.13x at M = 256
+// on 4096x14336 and 8192x28672 (224 and 448 128-row tiles), 0.68-0.89x on
+// 4096^2, 8192^2 and 14336x4096 (64-128 tiles, one round). int8, 128-row
+// tiles against 256-row ones at M = 160 and 256: 1.34-1.35x on 4096^2,
+// 1.03-1.04x on 14336x4096 (64 tiles), 0.93-0.95x on 8192^2 (128). 256 beyond.
 // SLIMOPS_WGMMA_BM (64, 128 or 256) forces one, for tile sweeps (read per
 // call, like the binding's path knob).
 int tile_rows(const WoGemmParams& p, int bits) {
@@ -121,7 +123,11 @@ int tile_rows(const WoGemmParams& p, int bits) {
   if (forced == 64 || forced == 128 || forced == 256) return forced;
   if (p.m <= 64) return 64;
   if (p.m <= 128) return 128;
-  if (bits == 4 && p.m <= 256 && ceil_div(p.n, kTileN) * ceil_div(p.m, 128) <= current_device_sms()) return 128;
+  if (p.m <= 256) {
+    const int64_t tiles_128 = ceil_div(p.n, kTileN) * ceil_div(p.m, 128);
+    const int64_t sms = current_device_sms();
+    if (tiles_128 <= (bits == 4 ? sms : sms / 2)) return 128;
+  }
   return 256;
 }
 
