@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from conftest import requires_cuda
-from slimops.bench.timing import L2Flusher, time_cuda, time_cuda_abba, time_cuda_interleaved
+from slimops.bench.timing import L2Flusher, time_cuda, time_cuda_blocks, time_cuda_interleaved
 
 
 @requires_cuda
-@pytest.mark.parametrize("timer", [time_cuda_interleaved, time_cuda_abba])
+@pytest.mark.parametrize("timer", [time_cuda_interleaved, time_cuda_blocks])
 def test_multi_cuda_timers_order_by_work(timer):
     a = torch.randn(2048, 2048, device="cuda")
     small = torch.randn(64, 64, device="cuda")
@@ -27,9 +27,27 @@ def test_multi_cuda_timers_order_by_work(timer):
     assert set(t) == {"big", "small"}
     # A 2048^3 matmul does 32768x the work of a 64^3 one.
     assert t["big"] > t["small"] > 0
-    # Seven timed calls each, after one warm-up call (ABBA: one before each
-    # of its two blocks).
+    # Seven timed calls each, after one warm-up call (blocks: one before
+    # each of its two blocks).
     assert calls == ({"big": 8, "small": 8} if timer is time_cuda_interleaved else {"big": 9, "small": 9})
+
+
+@requires_cuda
+def test_block_timer_never_runs_a_contenders_blocks_back_to_back():
+    """A B C A B C: one slow spell of the GPU cannot cover both of a
+    contender's blocks unless it covers the others' between them."""
+    x = torch.randn(256, device="cuda")
+    order = []
+
+    def contender(name):
+        def fn():
+            if not order or order[-1] != name:
+                order.append(name)
+            return x * 2
+        return fn
+
+    time_cuda_blocks({n: contender(n) for n in "abc"}, reps=4, warmup=1, warmup_ms=0.0)
+    assert order == list("abcabc")
 
 
 @requires_cuda

@@ -265,6 +265,19 @@ def test_cuda_split_k_counters_stay_zeroed_per_stream(path, gen, monkeypatch):
 
 
 @requires_cuda
+@pytest.mark.parametrize("bits,k,n,gs", SHAPES)
+@pytest.mark.parametrize("m", [1, 17])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_cuda_dense_path_matches_reference(bits, k, n, gs, m, dtype, symmetric, gen, monkeypatch):
+    """Dequantise + cuBLAS forced at small M: the dequantisation kernel's
+    row path (K and groups divisible by 8) and its any-shape path (K = 257)."""
+    monkeypatch.setenv("SLIMOPS_CUDA_WO_GEMM", "dense")
+    prob = Problem(bits, k, n, gs, gen, "cuda", bias=m == 1, symmetric=symmetric)
+    check(prob, randn_with_outliers(m, k, dtype=dtype, generator=gen).cuda())
+
+
+@requires_cuda
 @pytest.mark.parametrize("path", ["mma", "wgmma"])
 @pytest.mark.parametrize("splits", ["1", "3", "7", "99"])
 @pytest.mark.parametrize("bits,gs", [(4, 128), (8, -1)])

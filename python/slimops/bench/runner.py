@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from .timing import L2Flusher, time_cpu_interleaved, time_cuda_abba
+from .timing import L2Flusher, time_cpu_interleaved, time_cuda_blocks
 
 
 # Short dtype names of the --dtype options of the families.
@@ -66,7 +66,7 @@ def time_problems(problems: list[Problem], device: str, reps: int) -> list[dict]
     rows = []
     for prob in problems:
         if device == "cuda":
-            times = time_cuda_abba({impl.name: impl.fn for impl in prob.impls}, reps=reps, flush=flush)
+            times = time_cuda_blocks({impl.name: impl.fn for impl in prob.impls}, reps=reps, flush=flush)
         else:
             times = time_cpu_interleaved({impl.name: impl.fn for impl in prob.impls}, reps=reps)
         ours = {i.name: times[i.name] for i in prob.impls if i.ours}
@@ -133,7 +133,7 @@ def run_family(name: str, args: argparse.Namespace) -> dict:
     table = markdown_table(rows)
     stamp = utc_stamp()
     if args.device == "cuda":
-        how = (f"the lower of two medians of {args.reps // 2} runs (contenders in A B B A blocks), "
+        how = (f"the lower of two medians of {args.reps // 2} runs (contenders in blocks A B A B), "
                "L2 flushed before each call")
     else:
         how = f"medians of {args.reps} runs, contenders timed round-robin"

@@ -2,7 +2,7 @@
 
 GPU: CUDA events around each call, warm-up first, the L2 cache flushed before
 every call so no call finds the previous call's weights on chip, median of
-many (the runner: the lower median of two blocks, time_cuda_abba). CPU: wall
+many (the runner: the lower median of two blocks, time_cuda_blocks). CPU: wall
 clock around each call after warm-up, median of many.
 """
 
@@ -70,32 +70,36 @@ def time_cuda(
     fn: Callable[[], object], reps: int = 30, warmup: int = 5, flush: L2Flusher | None = None, warmup_ms: float = 50.0
 ) -> float:
     """Median milliseconds of fn() on the current CUDA stream, `reps` calls
-    in a row (probes of one kernel; the runner uses time_cuda_abba)."""
+    in a row (probes of one kernel; the runner uses time_cuda_blocks)."""
     _warm_up_cuda([fn], warmup, warmup_ms)
     return _medians({"fn": [_timed_cuda_call(fn, flush) for _ in range(reps)]})["fn"]
 
 
-def time_cuda_abba(
+def time_cuda_blocks(
     fns: dict[str, Callable[[], object]],
     reps: int = 30,
     warmup: int = 5,
     flush: L2Flusher | None = None,
     warmup_ms: float = 50.0,
 ) -> dict[str, float]:
-    """Milliseconds of each fn on the current CUDA stream: half its calls in
-    a block in the given order, the other half in a block in the reverse
-    order (A B B A); the lower of its two block medians. The GPU has slow
-    spells that last many calls (a block's median has read 2-6x slow on
-    H100): timed in one block, a contender hit by one reads slow however
-    many calls its median took. Each block follows `warmup_ms` of the
-    contender's own calls: over tens of milliseconds a GPU settles into the
-    power state and clocks of what it runs, as it does serving a model with
-    it, and at large M that moves the ratio (H100, int4 2:4 against cuBLAS
-    at M = 4096: 1.02-1.17x timed in blocks after each one's own calls,
-    0.89-0.99x timed in turns). Both: bench/results/timing_method_h100.md."""
+    """Milliseconds of each fn on the current CUDA stream: its calls in two
+    blocks, the contenders in the same order both times (A B C A B C); the
+    lower of its two block medians. The GPU has slow spells that last many
+    calls (a block's median has read 2-6x slow on H100): timed in one
+    block, a contender hit by one reads slow however many calls its median
+    took. The order repeats rather than reverses (A B B A, session 14), which
+    ran the last contender's two blocks back to back, so that one spell
+    could hit both: one int8 row read 0.32 ms against 0.015 ms at the next M
+    (bench/results/gemm_int8_cuda_h100_adjacent_blocks.md). Each block
+    follows `warmup_ms` of the contender's own calls: over tens of
+    milliseconds a GPU settles into the power state and clocks of what it
+    runs, as it does serving a model with it, and at large M that moves the
+    ratio (H100, int4 2:4 against cuBLAS at M = 4096: 1.02-1.17x timed in
+    blocks after each one's own calls, 0.89-0.99x timed in turns). Both:
+    bench/results/timing_method_h100.md."""
     events: dict[str, list[list[tuple]]] = {name: [] for name in fns}
-    for half, order in enumerate((list(fns), list(fns)[::-1])):
-        for name in order:
+    for half in range(2):
+        for name in fns:
             _warm_up_cuda([fns[name]], warmup, warmup_ms)
             n = reps // 2 if half == 0 else reps - reps // 2
             events[name].append([_timed_cuda_call(fns[name], flush) for _ in range(max(n, 1))])
@@ -115,7 +119,7 @@ def time_cuda_interleaved(
     round-robin (the order rotating every round): the most robust ratio
     between variants of one kernel (env-knob A/B), whose power draw is
     alike. Between a sparse kernel and a dense GEMM at large M it measures
-    each in the other's power state (see time_cuda_abba)."""
+    each in the other's power state (see time_cuda_blocks)."""
     names = list(fns)
     _warm_up_cuda([fns[name] for name in names], warmup, warmup_ms)
     events: dict[str, list[tuple]] = {name: [] for name in names}
