@@ -54,6 +54,8 @@ PYBIND11_MODULE(_C, m) {
         "the CPU instruction set the kernels use now");
   m.def("reset_cpu_isa", &slimops::cpu::reset_cpu_isa, "back to the automatic choice of CPU path");
   m.def("cpu_isa_forced", &slimops::cpu::cpu_isa_forced, "whether a CPU path is forced");
+  m.def("cpu_has_avx512_bf16", &slimops::cpu::cpu_has_avx512_bf16,
+        "whether the AVX-512 BF16 kernels (vdpbf16ps) are built and this CPU runs them");
   m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"), "force a CPU path: 'scalar', 'avx2', 'avx_vnni' or 'avx512_vnni'");
 
   // SLIMOPS_CPU_ISA forces a path for the whole process; a bad value fails

@@ -109,6 +109,24 @@ def test_cpu_matches_reference(cpu_isa, k, n, m, dtype, gen):
     assert rel_error(out, reference.sparse24_gemm(x, **kw)) < TOL[dtype]
 
 
+@pytest.mark.skipif(not slimops._C.cpu_has_avx512_bf16(), reason="needs AVX-512 BF16 (vdpbf16ps)")
+@pytest.mark.parametrize("k,n", [(72, 5), (264, 37), (4104, 130)])  # 18, 66, 1026 groups: tiles of 32 and tails
+@pytest.mark.parametrize("m", [8, 16, 17, 40])
+@pytest.mark.parametrize("bias", [True, False])
+def test_cpu_bf16_pair_kernel_matches_reference(k, n, m, bias, gen):
+    """The automatic choice's vdpbf16ps kernel (bf16 x and kept values, M >= 8),
+    against the reference and against the forced float path."""
+    x, kw = op_inputs(k, n, m, torch.bfloat16, 16, gen, bias=bias)
+    slimops._C.reset_cpu_isa()
+    out = slimops.sparse24_gemm(x, **kw)
+    assert rel_error(out, reference.sparse24_gemm(x, **kw)) < TOL[torch.bfloat16]
+    try:
+        slimops._C.set_cpu_isa("avx512_vnni")
+        assert rel_error(out, slimops.sparse24_gemm(x, **kw)) < TOL[torch.bfloat16]
+    finally:
+        slimops._C.reset_cpu_isa()
+
+
 @pytest.mark.parametrize("m", [1, 5, 20])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_cpu_int4_matches_reference(m, dtype, gen):

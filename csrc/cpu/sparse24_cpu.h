@@ -23,6 +23,15 @@ Status sparse24_rows_xt_avx2(const Sparse24Params& p, const float* xt, int64_t n
 Status sparse24_rows_avx512(const Sparse24Params& p, int64_t n0, int64_t n1);
 Status sparse24_rows_xt_avx512(const Sparse24Params& p, const float* xt, int64_t n0, int64_t n1);
 
+// AVX-512 BF16, bf16 x (staged as float32 in p.x) and bf16 kept values
+// (call only when cpu_has_avx512_bf16()): per block of 16 rows of x a table
+// of every group's 6 possible (x[i0], x[i1]) pair vectors, built for groups
+// [g0, g1) into table [ceil(m / 16)][k / 4][kSparse24PairTableGroupBytes],
+// 64-byte aligned; then the columns [n0, n1) from it.
+constexpr int64_t kSparse24PairTableGroupBytes = 6 * 16 * 2 * 2;
+Status sparse24_pair_table_avx512bf16(const Sparse24Params& p, uint16_t* table, int64_t g0, int64_t g1);
+Status sparse24_rows_pairs_avx512bf16(const Sparse24Params& p, const uint16_t* table, int64_t n0, int64_t n1);
+
 inline Status check_sparse24_cpu_params(const Sparse24Params& p, int64_t n0, int64_t n1) {
   if (p.bits != 16 || p.layout != Sparse24Layout::kCanonical) return Status::kUnsupported;
   if (p.dtype != DType::kFloat32 && p.dtype != DType::kBFloat16) return Status::kUnsupported;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <climits>
 
 #include "../cpu/cpu_features.h"
 #include "../cpu/sparse24_cpu.h"
@@ -67,20 +68,37 @@ at::Tensor sparse24_gemm_cpu(const at::Tensor& x, const at::Tensor& values, cons
   const cpu::CpuIsa isa = cpu::selected_cpu_isa();
   const bool avx512 = isa >= cpu::CpuIsa::kAvx512Vnni, avx2 = isa >= cpu::CpuIsa::kAvx2;
   const bool transposed = avx2 && s.m >= kTransposedFromM;
-  at::Tensor xt;
-  if (transposed) {
+  // The automatic choice adds vdpbf16ps where x and the kept values are
+  // bf16 (sparse24_avx512bf16.cpp): x's pairs are exact in bf16 only then.
+  // Its table gathers 16 rows with 32-bit offsets: K < 2^27.
+  const bool pairs = transposed && avx512 && !cpu::cpu_isa_forced() && cpu::cpu_has_avx512_bf16() &&
+                     x.scalar_type() == at::kBFloat16 && kept.scalar_type() == at::kBFloat16 &&
+                     s.k <= INT32_MAX / 16;
+  std::atomic<int> status{static_cast<int>(Status::kOk)};
+  at::Tensor xt, pair_table;
+  if (pairs) {
+    const int64_t groups = s.k / 4, mblocks = (s.m + 15) / 16;
+    pair_table = at::empty({mblocks * groups * cpu::kSparse24PairTableGroupBytes / 2}, x.options().dtype(at::kShort));
+    auto* table = reinterpret_cast<uint16_t*>(pair_table.data_ptr<int16_t>());
+    at::parallel_for(0, groups, 256, [&](int64_t g0, int64_t g1) {
+      const Status st = cpu::sparse24_pair_table_avx512bf16(p, table, g0, g1);
+      if (st != Status::kOk) status.store(static_cast<int>(st));
+    });
+  } else if (transposed) {
     // [mblocks, 16, K] -> [mblocks, K, 16], rows past M zero.
     const int64_t mblocks = (s.m + 15) / 16;
     at::Tensor padded = at::zeros({mblocks * 16, s.k}, x32.options());
     padded.narrow(0, 0, s.m).copy_(x32);
     xt = padded.view({mblocks, 16, s.k}).transpose(1, 2).contiguous();
   }
-  std::atomic<int> status{static_cast<int>(Status::kOk)};
   const int64_t tasks = (s.n + kColumnsPerTask - 1) / kColumnsPerTask;
-  at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+  if (status.load() == static_cast<int>(Status::kOk)) at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
     const int64_t n0 = t0 * kColumnsPerTask, n1 = std::min(t1 * kColumnsPerTask, s.n);
     Status st;
-    if (transposed) {
+    if (pairs) {
+      st = cpu::sparse24_rows_pairs_avx512bf16(p, reinterpret_cast<const uint16_t*>(pair_table.data_ptr<int16_t>()),
+                                               n0, n1);
+    } else if (transposed) {
       st = avx512 ? cpu::sparse24_rows_xt_avx512(p, xt.data_ptr<float>(), n0, n1)
                   : cpu::sparse24_rows_xt_avx2(p, xt.data_ptr<float>(), n0, n1);
     } else {
