@@ -1,7 +1,7 @@
 """What the env-knob A/B probes (wo_gemm_ab.py, sparse24_ab.py) share: their
 arguments, and the Markdown table they print (cuBLAS, then the op at each
-value of the knob, timed in one process); and the 2:4 layer they and
-timing_method_ab.py time."""
+value of the knob, timed in one process); and the layers they and the
+one-call probes time."""
 import argparse
 import os
 
@@ -72,3 +72,20 @@ def sparse24_layer(k: int, n: int, bits: int):
     lin = nn.Linear(k, n, bias=False, dtype=torch.bfloat16, device="cuda")
     layer = Sparse24Linear.from_linear(lin, bits=bits, group_size=128)
     return layer, layer.dequantize()
+
+
+def wo_gemm_call(k: int, n: int, m: int, bits: int):
+    """A seeded quantised layer [n, k] (int4 g128 or int8 per channel,
+    symmetric) and x [m, k] in bf16 on the GPU; returns the wo_gemm call."""
+    import torch
+
+    from slimops.formats.quantize import quantize
+    from slimops.ops import wo_gemm
+    from slimops.testing import randn_with_outliers
+
+    gs = 128 if bits == 4 else -1
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    qw = quantize(randn_with_outliers(n, k, device="cuda", generator=gen) * 0.02, bits, gs, symmetric=True)
+    x = randn_with_outliers(m, k, device="cuda", generator=gen).to(torch.bfloat16)
+    return lambda: wo_gemm(x, qw.qweight, qw.scales, zeros=qw.zeros, bits=bits, group_size=gs)
+

@@ -7,18 +7,12 @@ import time
 
 import torch
 
-from slimops.formats.quantize import quantize
-from slimops.ops import wo_gemm
-from slimops.testing import randn_with_outliers
+import ab_table  # tools/probes/ab_table.py (this folder is on sys.path)
 
 k, n, m = (int(v) for v in sys.argv[1:4])
 bits = int(sys.argv[4]) if len(sys.argv) > 4 else 4
 calls = int(sys.argv[5]) if len(sys.argv) > 5 else 200
-gs = 128 if bits == 4 else -1
-gen = torch.Generator(device="cuda").manual_seed(0)
-qw = quantize(randn_with_outliers(n, k, device="cuda", generator=gen) * 0.02, bits, gs, symmetric=True)
-x = randn_with_outliers(m, k, device="cuda", generator=gen).to(torch.bfloat16)
-call = lambda: wo_gemm(x, qw.qweight, qw.scales, zeros=qw.zeros, bits=bits, group_size=gs)
+call = ab_table.wo_gemm_call(k, n, m, bits)
 for _ in range(20):
     call()
 torch.cuda.synchronize()
