@@ -17,10 +17,13 @@
 
 namespace slimops::cuda::split_k_plan {
 
-// Split-K bounds: each split keeps at least a few stages to pipeline, and
-// the partials stay a small fraction of the weight bytes.
+// Split-K bounds: each split keeps enough stages to fill and drain its
+// pipeline, and the partials stay a small fraction of the weight bytes.
+// With 4 stages a split, int4 4096^2 at M = 1-2 (32 stages) split 7 ways
+// ran 13.2-13.5 us; with 8 (4 splits) 12.2-12.3 us, H100; no other shape
+// or M of the benchmark changed (bench/results/wo_gemm_min_iters_h100.md).
 constexpr int kMaxSplits = 16;
-constexpr int kMinItersPerSplit = 4;
+constexpr int kMinItersPerSplit = 8;
 // What one split's partial write, count-in and share of the final sum cost,
 // in main-loop iterations.
 constexpr int kReduceCostIters = 2;
@@ -59,7 +62,8 @@ struct Plan {
 // reduction's share).
 // rank > 0: a low-rank correction adds one producer block per tile
 // (lowrank_correction.cuh) that counts as one more partial.
-// Sweep knobs, read per call: SLIMOPS_WO_BLOCK_COST sets kBlockCostIters;
+// Sweep knobs, read per call: SLIMOPS_WO_BLOCK_COST sets kBlockCostIters,
+// SLIMOPS_WO_MIN_ITERS kMinItersPerSplit;
 // SLIMOPS_WO_SPLITS forces the split count of calls without a correction
 // (whose launcher needs the whole grid resident).
 inline Plan make_plan(const WoGemmParams& p, int64_t rank, int bm, int bn, int stage_k, int64_t sms, int64_t slots) {
@@ -68,7 +72,8 @@ inline Plan make_plan(const WoGemmParams& p, int64_t rank, int bm, int bn, int s
   pl.tiles_n = ceil_div(p.n, bn);
   pl.iters = int(ceil_div(p.k, stage_k));
   const int64_t tiles = pl.tiles_m * pl.tiles_n;
-  const int max_splits = std::max(1, std::min(kMaxSplits, pl.iters / kMinItersPerSplit));
+  const int min_iters = std::max(1, env_int("SLIMOPS_WO_MIN_ITERS", kMinItersPerSplit));
+  const int max_splits = std::max(1, std::min(kMaxSplits, pl.iters / min_iters));
   int splits = 1;
   // With the same number of blocks as without it the fused low-rank kernel
   // ran 1.06x plain int4's time at M = 1 (H100, 8192^2, r = 64), with one
