@@ -284,13 +284,16 @@ def test_cuda_dense_path_matches_reference(bits, k, n, gs, m, dtype, symmetric, 
 @pytest.mark.parametrize("m", [5, 64, 300])
 def test_cuda_forced_splits_match_reference(path, splits, bits, gs, m, gen, monkeypatch):
     """SLIMOPS_WO_SPLITS (the split plan's sweep knob) at counts the model
-    would not pick, 99 clamped to the plan's maximum: every count sums right."""
+    would not pick, 99 clamped to the plan's maximum: every count sums right.
+    SLIMOPS_WO_MIN_ITERS=1 lifts the plan's floor of stages per split, so
+    K = 4096 int4 (32 stages of the mma.sync kernel) still runs 7 splits."""
     if path == "wgmma" and torch.cuda.get_device_capability()[0] != 9:
         pytest.skip("the wgmma kernel needs a compute capability 9.x GPU")
     if path == "mma" and m > 128:
         pytest.skip("the mma.sync kernel serves M <= 128")
     monkeypatch.setenv("SLIMOPS_CUDA_WO_GEMM", path)
     monkeypatch.setenv("SLIMOPS_WO_SPLITS", splits)
+    monkeypatch.setenv("SLIMOPS_WO_MIN_ITERS", "1")
     prob = Problem(bits, 4096, 200, gs, gen, "cuda", bias=True)
     x = randn_with_outliers(m, 4096, dtype=torch.bfloat16, generator=gen).cuda()
     out = check(prob, x)
